@@ -1,0 +1,34 @@
+package lock
+
+// WaitersBit is set in a lock word when a waiter may sleep on its futex.
+const WaitersBit = 1 << 31
+
+// TagMask selects the owner tag in a lock word.
+const TagMask = WaitersBit - 1
+
+// Kind tells which lock a recovery happened on.
+type Kind int
+
+const (
+	// KindSpin is a SpinLock (the bpf_spin_lock word of a map value).
+	KindSpin Kind = iota
+	// KindMutex is a Mutex.
+	KindMutex
+)
+
+// Owners answers liveness questions about lock owners. The region's process
+// table implements it; tags come from there.
+type Owners interface {
+	// Alive reports whether tag still names a live, attached process. It is
+	// called only on the slow path (after a waiter has slept).
+	Alive(tag uint32) bool
+	// NoteRecovery counts one lock taken over from a dead owner.
+	NoteRecovery(k Kind)
+}
+
+// Holder is the identity a process locks with: its tag, and the table that
+// can tell whether other tags are alive. Tag must be non-zero and fit TagMask.
+type Holder struct {
+	Tag    uint32
+	Owners Owners
+}
