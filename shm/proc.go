@@ -191,11 +191,13 @@ func (r *Region) ReapDead() int {
 // finishReap releases everything slot i's dead process held and frees the slot.
 func (r *Region) finishReap(i int, s *procSlot, w uint64) {
 	tag := makeTag(i, procGen(w))
+	// Reader slots first: the hooks may wait for a grace period, which
+	// must not wait for the dead process's own readers.
+	r.releaseOwnedCounted(tag, true)
 	r.runReapHooks(i, tag)
 	if off := s.AllocInflight.Swap(0); off != 0 && r.Free(off) == nil {
 		r.hdr.Counters[CounterLeaksRecovered].Add(1)
 	}
-	r.releaseOwnedCounted(tag, true)
 	if s.Word.CompareAndSwap(w, uint64(procGen(w))<<2|procFree) {
 		r.hdr.Counters[CounterProcsReaped].Add(1)
 	}

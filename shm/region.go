@@ -58,6 +58,9 @@ type Region struct {
 	self   *procSlot
 	holder lock.Holder
 	closed atomic.Bool
+	// closeMu serializes Close; hooks run before closed is set, so they may
+	// still free blocks.
+	closeMu sync.Mutex
 
 	hookMu    sync.Mutex
 	reapHooks []func(slot int, tag uint32)
@@ -259,11 +262,14 @@ func validateHeader(h *header, size uint64) (params, error) {
 // Close detaches this process: it releases its table slot and unmaps the
 // region. Blocks the process still owns stay allocated.
 func (r *Region) Close() error {
-	if r.closed.Swap(true) {
+	r.closeMu.Lock()
+	defer r.closeMu.Unlock()
+	if r.closed.Load() {
 		return nil
 	}
-	r.runReapHooks(r.slot, r.holder.Tag)
 	r.releaseOwned(r.holder.Tag)
+	r.runReapHooks(r.slot, r.holder.Tag)
+	r.closed.Store(true)
 	r.unregister()
 	return r.unmap()
 }

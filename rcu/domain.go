@@ -1,0 +1,108 @@
+package rcu
+
+import (
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/userbpf/userbpf/shm"
+)
+
+// Domain is one process's view of a region's RCU state.
+type Domain struct {
+	r *shm.Region
+	w shm.RCUWords
+
+	pool sync.Pool // idle *Reader, each holding a slot
+
+	mu   sync.Mutex // guards ring
+	ring *ring
+}
+
+// New attaches an RCU domain to r. Call it once per attached Region (the
+// root package's Region does): the domain owns the process's retire ring.
+// It registers a reap hook so that blocks
+// retired by a process that dies are freed by the survivor that reaps it.
+func New(r *shm.Region) *Domain {
+	d := &Domain{r: r, w: r.RCU()}
+	r.OnReap(d.reapRing)
+	return d
+}
+
+// Close waits for a grace period, frees every block this process retired,
+// and releases its retire ring. Readers still open keep their slots until
+// the region is closed.
+func (d *Domain) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ring == nil {
+		return nil
+	}
+	d.synchronize()
+	d.ring.drain(d.r, ^uint64(0))
+	err := d.r.Free(d.ring.off)
+	d.r.RetireRing(d.r.Slot()).Store(0)
+	d.ring = nil
+	return err
+}
+
+// Synchronize returns once every read-side section that began before the
+// call has ended, in every attached process. Readers of dead processes are
+// cleared, not waited for. One call covers any number of earlier updates.
+func (d *Domain) Synchronize() {
+	d.synchronize()
+}
+
+func (d *Domain) synchronize() {
+	e := d.w.Epoch.Add(1)
+	high := min(int(d.w.ReaderHigh.Load()), len(d.w.Slots))
+	for i := 0; i < high; i++ {
+		s := &d.w.Slots[i]
+		if v := s.Epoch.Load(); v == 0 || v >= e {
+			continue
+		}
+		d.waitSlot(s, e)
+	}
+	maxStore(d.w.Completed, e)
+	d.w.GracePeriods.Add(1)
+}
+
+// waitSlot waits until slot s no longer shows a reader from before epoch e:
+// spinning first (read sections are short), then sleeping with a growing
+// pause, and checking the owner's liveness once the wait is long.
+func (d *Domain) waitSlot(s *shm.ReaderSlot, e uint64) {
+	pause := time.Duration(0)
+	for spins := 0; ; spins++ {
+		v := s.Epoch.Load()
+		if v == 0 || v >= e {
+			return
+		}
+		switch {
+		case spins < 64:
+		case spins < 128:
+			runtime.Gosched()
+		default:
+			pause = min(max(2*pause, 20*time.Microsecond), 2*time.Millisecond)
+			time.Sleep(pause)
+			if pause >= 2*time.Millisecond {
+				d.clearIfDead(s)
+			}
+		}
+	}
+}
+
+// clearIfDead clears a reader slot whose owner process died.
+func (d *Domain) clearIfDead(s *shm.ReaderSlot) {
+	owner := s.Owner.Load()
+	if owner == 0 || d.r.Alive(owner) {
+		return
+	}
+	d.r.ReapDead()
+	// If the process was already reaped (or its reaper died), clear the slot here.
+	if s.Owner.Load() == owner {
+		s.Epoch.Store(0)
+		if s.Owner.CompareAndSwap(owner, 0) {
+			d.w.ReadersReaped.Add(1)
+		}
+	}
+}
