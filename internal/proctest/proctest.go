@@ -15,7 +15,6 @@ package proctest
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -74,7 +73,7 @@ type Child struct {
 	Cmd    *exec.Cmd
 	Name   string
 	lines  chan string
-	stderr strings.Builder
+	stderr lockedWriter
 	done   chan struct{}
 	err    error
 }
@@ -103,7 +102,7 @@ func StartCmd(t testing.TB, name string, cmd *exec.Cmd) *Child {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = &lockedWriter{w: &c.stderr}
+	cmd.Stderr = &c.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start child %s: %v", name, err)
 	}
@@ -175,7 +174,9 @@ func (c *Child) Kill(t testing.TB) {
 
 // Stderr is what the child wrote on stderr so far.
 func (c *Child) Stderr() string {
-	return c.stderr.String()
+	c.stderr.mu.Lock()
+	defer c.stderr.mu.Unlock()
+	return c.stderr.b.String()
 }
 
 // Ready prints a line for the parent (children use it to report progress).
@@ -183,11 +184,11 @@ func Ready(line string) { fmt.Println(line) }
 
 type lockedWriter struct {
 	mu sync.Mutex
-	w  io.Writer
+	b  strings.Builder
 }
 
 func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.Write(p)
+	return l.b.Write(p)
 }
