@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/userbpf/userbpf/internal/bench"
+)
+
+// suites are the benchmark suites `userbpf bench` knows.
+var suites = map[string]func(*bench.Env) ([]bench.Result, error){
+	"sync": bench.Sync,
+}
+
+func benchCmd(g *globals) *cobra.Command {
+	var dir string
+	c := &cobra.Command{
+		Use:   "bench [SUITE...] [--json]",
+		Short: "measure userbpf against the kernel, side by side",
+		Long: `Run benchmark suites. Each figure is a median; where the kernel has an
+equivalent it is measured in the same run and the ratio is printed.
+
+Suites: sync (value lock, RCU, Synchronize vs membarrier, allocator).`,
+		Example: "  userbpf bench sync\n  userbpf bench sync --json",
+		RunE: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				args = []string{"sync"}
+			}
+			env := &bench.Env{Dir: dir, Child: childCommand, Progress: func(what string) {
+				if !g.json && !g.pretty {
+					fmt.Fprintf(os.Stderr, "measuring %s...\n", what)
+				}
+			}}
+			var all []bench.Result
+			for _, name := range args {
+				run, ok := suites[name]
+				if !ok {
+					return usageError{fmt.Errorf("unknown bench suite %q (have: sync)", name)}
+				}
+				res, err := run(env)
+				if err != nil {
+					return fmt.Errorf("bench %s: %w", name, err)
+				}
+				all = append(all, res...)
+			}
+			emit(g, all, func() { printResults(all) })
+			return nil
+		},
+	}
+	c.Flags().StringVar(&dir, "dir", os.TempDir(), "directory for scratch regions")
+	return c
+}
+
+func printResults(rs []bench.Result) {
+	tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "suite\tfigure\tuserbpf\tkernel\tratio\ttarget")
+	for _, r := range rs {
+		kern, ratio := "-", "-"
+		if r.Kernel > 0 {
+			kern = fmt.Sprintf("%.4g %s", r.Kernel, r.Unit)
+		}
+		if r.Ratio > 0 {
+			ratio = fmt.Sprintf("%.0fx", r.Ratio)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.4g %s\t%s\t%s\t%s\n", r.Suite, r.Name, r.Value, r.Unit, kern, ratio, r.Target)
+	}
+	tw.Flush()
+}
+
+// childCommand re-executes this binary as a bench child.
+func childCommand(args ...string) *exec.Cmd {
+	self, err := os.Executable()
+	if err != nil {
+		self = os.Args[0]
+	}
+	return exec.Command(self, append([]string{"__bench-child"}, args...)...)
+}
+
+func benchChildCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "__bench-child",
+		Hidden: true,
+		RunE:   func(_ *cobra.Command, args []string) error { return bench.RunChild(args) },
+	}
+}
