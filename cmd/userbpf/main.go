@@ -70,3 +70,19 @@ func isCobraUsage(err error) bool {
 	}
 	return false
 }
+
+// group makes a command that only holds subcommands: without one it prints
+// its help, with an unknown one it is a usage error.
+func group(use, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("unknown command %q for %q", args[0], c.CommandPath())}
+			}
+			return c.Help()
+		},
+	}
+}

@@ -12,10 +12,7 @@ import (
 )
 
 func regionCmd(g *globals) *cobra.Command {
-	c := &cobra.Command{
-		Use:   "region",
-		Short: "create, inspect and remove regions",
-	}
+	c := group("region", "create, inspect and remove regions")
 	c.AddCommand(regionCreateCmd(g), regionShowCmd(g), regionRmCmd(g))
 	return c
 }

@@ -82,7 +82,8 @@ type Child struct {
 // Use it to set SysProcAttr; then call StartCmd.
 func Command(name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envChild+"="+name, envChild+"_ARGS="+strings.Join(args, "\x1f"))
+	// atexit_sleep_ms: a race-enabled child would otherwise linger a second at exit.
+	cmd.Env = append(os.Environ(), envChild+"="+name, envChild+"_ARGS="+strings.Join(args, "\x1f"), "GORACE=atexit_sleep_ms=0")
 	return cmd
 }
 
