@@ -1,0 +1,304 @@
+package rcu
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/userbpf/userbpf/internal/proctest"
+	"github.com/userbpf/userbpf/shm"
+)
+
+// The retire test's blocks: blockWords words, word i of generation g holds
+// pattern(g, i). The published word is g<<40 | offset, so a reader knows
+// which generation it must find.
+const (
+	blockWords = 32
+	offBits    = 40
+)
+
+func pattern(gen uint64, i int) uint64 { return gen*0x9e3779b97f4a7c15 ^ uint64(i) }
+
+func blockWordsAt(r *shm.Region, off uint64) []atomic.Uint64 {
+	return unsafe.Slice((*atomic.Uint64)(r.Pointer(off)), blockWords)
+}
+
+// Child "checker": until told to stop, enters a section, loads the current
+// block and checks every word of it, then leaves. Every 64th section it
+// pauses inside the section after loading the offset, so a block freed too
+// early is likely to be reused and refilled under it. It prints the number
+// of sections and of torn blocks it saw.
+var _ = proctest.Register("checker", func(args []string) error {
+	path, offs, err := childArgs(args, 1)
+	if err != nil {
+		return err
+	}
+	r, d, err := attach(path)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	rd, err := d.NewReader()
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	pub, stop := word(r, offs[0], ctlPublished), word(r, offs[0], ctlStop)
+	var sections, torn int
+	var first string
+	for ; stop.Load() == 0; sections++ {
+		rd.Lock()
+		p := pub.Load()
+		gen, off := p>>offBits, p&(1<<offBits-1)
+		if sections%64 == 0 {
+			time.Sleep(20 * time.Microsecond)
+		}
+		for i, w := range blockWordsAt(r, off) {
+			if v := w.Load(); v != pattern(gen, i) {
+				if torn == 0 {
+					first = fmt.Sprintf("block %#x generation %d: word %d is %#x, want %#x", off, gen, i, v, pattern(gen, i))
+				}
+				torn++
+				break
+			}
+		}
+		rd.Unlock()
+	}
+	proctest.Ready(fmt.Sprintf("%d %d %s", sections, torn, first))
+	return nil
+})
+
+// TestRetireUnderConcurrentReaders: blocks retired while readers in other
+// processes may hold them are never freed early. The parent keeps replacing
+// the published block with a new generation and retiring the old one; freed
+// blocks of the class are reused at once by the next Alloc and refilled, so
+// a block freed before its readers left shows up as torn in a child. At the
+// end every block is back on the free lists.
+func TestRetireUnderConcurrentReaders(t *testing.T) {
+	r, d := newRegion(t)
+	ctl := newCtl(t, r)
+	pub := word(r, ctl, ctlPublished)
+
+	publish := func(gen uint64) uint64 {
+		off, err := r.Alloc(blockWords * 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if off >= 1<<offBits {
+			t.Fatalf("offset %#x does not fit the published word", off)
+		}
+		for i, w := range blockWordsAt(r, off) {
+			w.Store(pattern(gen, i))
+		}
+		old := pub.Swap(gen<<offBits | off)
+		return old & (1<<offBits - 1)
+	}
+	publish(1)
+
+	const children = 3
+	var cs []*proctest.Child
+	for range children {
+		cs = append(cs, proctest.Start(t, "checker", r.Path(), u64(ctl)))
+	}
+
+	const generations = 6000
+	rng := rand.New(rand.NewPCG(1, 2))
+	barriers, ringFull := 0, false
+	for gen := uint64(2); gen <= generations; gen++ {
+		if err := d.Retire(publish(gen)); err != nil {
+			t.Fatal(err)
+		}
+		if d.Pending() >= ringCap-1 {
+			ringFull = true // the next Retire runs a grace period itself
+		}
+		// Mostly short grace periods, so blocks are freed and reused while
+		// readers run; in the middle, a long stretch that fills the ring.
+		if (gen < 2000 || gen > 3500) && rng.IntN(4) == 0 {
+			d.Barrier()
+			barriers++
+		}
+	}
+	word(r, ctl, ctlStop).Store(1)
+	for _, c := range cs {
+		f := strings.SplitN(c.Line(t), " ", 3)
+		sections, _ := strconv.Atoi(f[0])
+		torn, _ := strconv.Atoi(f[1])
+		if torn != 0 {
+			t.Errorf("child %d saw %d torn blocks in %d sections; first: %s", c.Cmd.Process.Pid, torn, sections, f[2])
+		}
+		if sections == 0 {
+			t.Errorf("child %d ran no section", c.Cmd.Process.Pid)
+		}
+		t.Logf("child %d: %d sections", c.Cmd.Process.Pid, sections)
+		c.Wait(t)
+	}
+	t.Logf("%d generations, %d barriers, ring filled: %v", generations, barriers, ringFull)
+	if !ringFull {
+		t.Error("the retire ring never filled: the full-ring path went untested")
+	}
+
+	if err := d.Retire(pub.Swap(0) & (1<<offBits - 1)); err != nil {
+		t.Fatal(err)
+	}
+	d.Barrier()
+	if n := d.Pending(); n != 0 {
+		t.Errorf("%d blocks pending after Barrier", n)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Free(ctl); err != nil {
+		t.Fatal(err)
+	}
+	checkAllFree(t, r)
+}
+
+// TestRetireRingFullInOneProcess: retiring far more blocks than the ring
+// holds, with no Barrier, keeps at most a ring's worth pending; Barrier then
+// frees all of them and Close frees the ring itself.
+func TestRetireRingFullInOneProcess(t *testing.T) {
+	r, d := newRegion(t)
+	for i := range 3 * ringCap {
+		off, err := r.Alloc(64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Retire(off); err != nil {
+			t.Fatal(err)
+		}
+		if n := d.Pending(); n > ringCap {
+			t.Fatalf("after %d retires, %d pending: more than the ring holds", i+1, n)
+		}
+	}
+	d.Barrier()
+	if n := d.Pending(); n != 0 {
+		t.Errorf("%d blocks pending after Barrier", n)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkAllFree(t, r)
+}
+
+// TestRetireWaitsForReaderInOtherProcess: Barrier frees a retired block only
+// after a reader that entered before the retire has left.
+func TestRetireWaitsForReaderInOtherProcess(t *testing.T) {
+	r, d := newRegion(t)
+	ctl := newCtl(t, r)
+	off, err := r.Alloc(64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := proctest.Start(t, "slow-reader", r.Path(), u64(ctl))
+	c.Expect(t, "in")
+	if err := d.Retire(off); err != nil {
+		t.Fatal(err)
+	}
+	d.Barrier()
+	if word(r, ctl, ctlMarker).Load() != 1 {
+		t.Fatal("Barrier freed a block while a reader in another process was in its section")
+	}
+	if n := d.Pending(); n != 0 {
+		t.Errorf("%d blocks pending after Barrier", n)
+	}
+	c.Wait(t)
+}
+
+// Child "retirer": allocates and retires blocks (no grace period runs, so
+// they all stay on its retire ring), says how many are pending and waits to
+// be killed.
+var _ = proctest.Register("retirer", func(args []string) error {
+	path, offs, err := childArgs(args, 1)
+	if err != nil {
+		return err
+	}
+	_, d, err := attach(path)
+	if err != nil {
+		return err
+	}
+	for i := range offs[0] {
+		off, err := d.r.Alloc(64 << (i % 4))
+		if err != nil {
+			return err
+		}
+		if err := d.Retire(off); err != nil {
+			return err
+		}
+	}
+	proctest.Ready(strconv.Itoa(d.Pending()))
+	select {}
+})
+
+// TestRetireRingOfDeadProcess: a process killed with blocks on its retire
+// ring does not leak them: the survivor that reaps it frees them, and the
+// ring, after a grace period.
+func TestRetireRingOfDeadProcess(t *testing.T) {
+	r, d := newRegion(t)
+	const blocks = 300
+	c := proctest.Start(t, "retirer", r.Path(), u64(blocks))
+	if got := c.Line(t); got != strconv.Itoa(blocks) {
+		t.Fatalf("child has %s blocks pending, want %d", got, blocks)
+	}
+	before := r.Check()
+	if before.FreeBytes() == 0 {
+		t.Fatal("nothing allocated in the region?")
+	}
+	c.Kill(t)
+	if n := r.ReapDead(); n != 1 {
+		t.Fatalf("ReapDead reaped %d processes, want 1", n)
+	}
+	checkAllFree(t, r)
+	if d.Pending() != 0 {
+		t.Errorf("the dead process's blocks went onto this process's ring")
+	}
+}
+
+// Child "retire-exit": retires blocks and returns without closing the domain
+// or the region: the process exits with a full ring and a live table entry.
+var _ = proctest.Register("retire-exit", func(args []string) error {
+	path, _, err := childArgs(args, 0)
+	if err != nil {
+		return err
+	}
+	_, d, err := attach(path)
+	if err != nil {
+		return err
+	}
+	for range 100 {
+		off, err := d.r.Alloc(128)
+		if err != nil {
+			return err
+		}
+		if err := d.Retire(off); err != nil {
+			return err
+		}
+	}
+	return nil
+})
+
+// TestRetireRingOfExitedProcessFreedBySynchronize: a process that exited
+// without detaching is found by the next survivor that needs it (here a
+// grace period scanning for readers does not, so we use ReapDead as every
+// Open does): reaping it frees its retired blocks.
+func TestRetireRingOfExitedProcessFreedOnOpen(t *testing.T) {
+	r, _ := newRegion(t)
+	c := proctest.Start(t, "retire-exit", r.Path())
+	c.Wait(t)
+	// Another attach reaps the dead process (Open calls ReapDead); the
+	// hooks that free retire rings belong to the domains of the process
+	// that reaps, so attach a domain first.
+	r2, err := shm.Open(r.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	if got := r.Counter(shm.CounterProcsReaped).Load(); got != 1 {
+		t.Fatalf("processes_reaped = %d, want 1", got)
+	}
+	checkAllFree(t, r)
+}
