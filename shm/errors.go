@@ -89,6 +89,8 @@ func osErr(err error) error {
 		return ErrNotExist
 	case errors.Is(err, unix.EEXIST):
 		return ErrExist
+	case errors.Is(err, unix.EISDIR):
+		return detail(ErrNotRegion, "it is a directory")
 	}
 	return err
 }

@@ -218,14 +218,30 @@ func readParams(fd int) (params, error) {
 	if err != nil {
 		return params{}, err
 	}
+	if n == 0 {
+		return params{}, detail(ErrNotRegion, "the file is empty")
+	}
 	if n < len(Magic) || string(h.Magic[:]) != Magic {
 		return params{}, ErrNotRegion
 	}
 	if n < len(buf) {
-		return params{}, detail(ErrTruncated, "%d bytes, the header alone is %d", st.Size, headerSize)
+		return params{}, detail(ErrTruncated, "%d bytes, the header alone is %d", n, headerSize)
 	}
 	if h.Version != FormatVersion {
 		return params{}, detail(ErrVersion, "file has version %d, this build reads version %d", h.Version, FormatVersion)
+	}
+	// Other processes may be growing the region while we read it. The file
+	// grows before FileSize records it, and FileSize before Brk moves, so
+	// reading Brk (above), then FileSize, then the file's size sees every
+	// bound that validateHeader checks hold; one read of the whole header
+	// does not (it may copy FileSize before a grower stores both fields).
+	var fs [8]byte
+	if _, err := unix.Pread(fd, fs[:], int64(unsafe.Offsetof(h.FileSize))); err != nil {
+		return params{}, err
+	}
+	h.FileSize.Store(*(*uint64)(unsafe.Pointer(&fs)))
+	if err := unix.Fstat(fd, &st); err != nil {
+		return params{}, err
 	}
 	return validateHeader(&h, uint64(st.Size))
 }
