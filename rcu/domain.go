@@ -17,6 +17,12 @@ type Domain struct {
 
 	mu   sync.Mutex // guards ring
 	ring *ring
+
+	// slotMu orders slot releases by garbage-collector cleanups against
+	// the region's detach: once detached is set the region memory may be
+	// unmapped, and a cleanup must not touch it.
+	slotMu   sync.Mutex
+	detached bool
 }
 
 // New attaches an RCU domain to r. Call it once per attached Region (the
@@ -40,10 +46,21 @@ func (d *Domain) Close() error {
 	}
 	d.synchronize()
 	d.ring.drain(d.r, ^uint64(0))
-	err := d.r.Free(d.ring.off)
+	// Unlink the ring before freeing it: a crash in between leaks the
+	// ring, where the other order would let a reaper drain a block that
+	// is free (or already someone else's).
 	d.r.RetireRing(d.r.Slot()).Store(0)
+	err := d.r.Free(d.ring.off)
 	d.ring = nil
 	return err
+}
+
+// detach runs when the region itself is closing: after it, no cleanup may
+// touch region memory.
+func (d *Domain) detach() {
+	d.slotMu.Lock()
+	d.detached = true
+	d.slotMu.Unlock()
 }
 
 // Synchronize returns once every read-side section that began before the
@@ -91,18 +108,41 @@ func (d *Domain) waitSlot(s *shm.ReaderSlot, e uint64) {
 	}
 }
 
+// clearingBit marks a reader slot's Owner word while a process clears the
+// slot of a dead owner: clearingBit | the clearer's tag. Tags use 30 bits.
+// A slot being cleared cannot be claimed (NewReader claims only 0), so the
+// clearer's store of Epoch 0 can never hit a section of a new owner.
+const clearingBit = 1 << 31
+
 // clearIfDead clears a reader slot whose owner process died.
 func (d *Domain) clearIfDead(s *shm.ReaderSlot) {
 	owner := s.Owner.Load()
-	if owner == 0 || d.r.Alive(owner) {
+	switch {
+	case owner == 0:
 		return
-	}
-	d.r.ReapDead()
-	// If the process was already reaped (or its reaper died), clear the slot here.
-	if s.Owner.Load() == owner {
-		s.Epoch.Store(0)
-		if s.Owner.CompareAndSwap(owner, 0) {
-			d.w.ReadersReaped.Add(1)
+	case owner&clearingBit != 0:
+		// Someone is clearing it; take over only if that clearer died.
+		if d.r.Alive(owner &^ clearingBit) {
+			return
+		}
+	default:
+		if d.r.Alive(owner) {
+			return
+		}
+		// Reaping the process clears all its slots (and frees its
+		// retired blocks). If it was already reaped, or its reaper
+		// died, the slot is still set: clear it here.
+		d.r.ReapDead()
+		if s.Owner.Load() != owner {
+			return
 		}
 	}
+	if !s.Owner.CompareAndSwap(owner, clearingBit|d.r.Tag()) {
+		return
+	}
+	if owner&clearingBit == 0 {
+		d.w.ReadersReaped.Add(1)
+	}
+	s.Epoch.Store(0)
+	s.Owner.Store(0)
 }

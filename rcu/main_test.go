@@ -118,3 +118,9 @@ func ownedSlots(d *Domain, tag uint32) int {
 	}
 	return n
 }
+
+// scanf parses line with format and reports whether all of it matched.
+func scanf(line, format string, args ...any) bool {
+	n, err := fmt.Sscanf(line, format, args...)
+	return err == nil && n == len(args)
+}

@@ -52,13 +52,25 @@ func (rd *Reader) Unlock() {
 }
 
 // Close releases the reader's slot. The reader must not be inside a section.
+// After the region is closed, Close only forgets the slot (closing the
+// region released it).
 func (rd *Reader) Close() {
 	if rd.slot == nil {
 		return
 	}
-	rd.slot.Epoch.Store(0)
-	rd.slot.Owner.Store(0)
+	rd.d.releaseSlot(rd.slot)
 	rd.slot = nil
+}
+
+// releaseSlot gives a reader slot back, unless the region was closed: its
+// memory may be unmapped, and closing it released every slot of this process.
+func (d *Domain) releaseSlot(s *shm.ReaderSlot) {
+	d.slotMu.Lock()
+	defer d.slotMu.Unlock()
+	if !d.detached {
+		s.Epoch.Store(0)
+		s.Owner.Store(0)
+	}
 }
 
 // Read runs fn inside a read-side section, on a pooled reader. For the
@@ -78,7 +90,8 @@ func (d *Domain) Read(fn func()) error {
 }
 
 // getReader takes a pooled reader or claims a new slot. A pooled reader the
-// garbage collector drops gives its slot back through a cleanup.
+// garbage collector drops gives its slot back through a cleanup (which does
+// nothing once the region is closed).
 func (d *Domain) getReader() (*Reader, error) {
 	if rd, ok := d.pool.Get().(*Reader); ok {
 		return rd, nil
@@ -87,6 +100,6 @@ func (d *Domain) getReader() (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	runtime.AddCleanup(rd, func(s *shm.ReaderSlot) { s.Epoch.Store(0); s.Owner.Store(0) }, rd.slot)
+	runtime.AddCleanup(rd, func(s *shm.ReaderSlot) { d.releaseSlot(s) }, rd.slot)
 	return rd, nil
 }

@@ -55,8 +55,9 @@ func (d *Domain) Pending() int {
 // It runs from the region's reap hook, after the process's reader slots were
 // cleared, so the grace period it waits for cannot wait on the dead process.
 func (d *Domain) reapRing(slot int, _ uint32) {
-	if slot == d.r.Slot() {
-		d.Close() // this process is detaching
+	if slot == d.r.Slot() { // this process is detaching
+		d.detach()
+		d.Close()
 		return
 	}
 	w := d.r.RetireRing(slot)

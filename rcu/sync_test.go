@@ -1,6 +1,7 @@
 package rcu
 
 import (
+	"fmt"
 	"runtime"
 	"strconv"
 	"testing"
@@ -89,7 +90,7 @@ var _ = proctest.Register("late-reader", func(args []string) error {
 		time.Sleep(50 * time.Microsecond)
 	}
 	rd.Lock()
-	proctest.Ready("in " + u64(rd.slot.Epoch.Load()))
+	proctest.Ready(fmt.Sprintf("in %d %d", rd.idx, rd.slot.Epoch.Load()))
 	for word(r, offs[0], ctlRelease).Load() == 0 {
 		time.Sleep(50 * time.Microsecond)
 	}
@@ -106,14 +107,16 @@ var _ = proctest.Register("late-reader", func(args []string) error {
 func TestSynchronizeIgnoresLaterReaders(t *testing.T) {
 	r, d := newRegion(t)
 	ctl := newCtl(t, r)
-	c := proctest.Start(t, "late-reader", r.Path(), u64(ctl))
-	c.Expect(t, "ready")
-
+	// The early reader takes a lower slot than the child's, so that a scan
+	// reaches the child's slot only after the early reader has left.
 	early, err := d.NewReader()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer early.Close()
+	c := proctest.Start(t, "late-reader", r.Path(), u64(ctl))
+	c.Expect(t, "ready")
+
 	early.Lock()
 	e := early.slot.Epoch.Load()
 	done := make(chan struct{})
@@ -123,9 +126,10 @@ func TestSynchronizeIgnoresLaterReaders(t *testing.T) {
 	}()
 	waitEpochPast(d.w, e)
 	word(r, ctl, ctlGo).Store(1)
-	line := c.Line(t)
-	if ce, err := strconv.ParseUint(line[len("in "):], 10, 64); err != nil || ce <= e {
-		t.Fatalf("child said %q; want it inside a section entered after epoch %d", line, e)
+	var idx int
+	var ce uint64
+	if line := c.Line(t); !scanf(line, "in %d %d", &idx, &ce) || ce <= e || idx <= early.idx {
+		t.Fatalf("child said %q; want it in a slot above %d, inside a section entered after epoch %d", line, early.idx, e)
 	}
 	select {
 	case <-done:
