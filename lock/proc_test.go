@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -16,7 +15,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/userbpf/userbpf/internal/futex"
+	"github.com/userbpf/userbpf/internal/futex/futextest"
 	"github.com/userbpf/userbpf/internal/proctest"
 	"github.com/userbpf/userbpf/lock"
 	"github.com/userbpf/userbpf/shm"
@@ -59,13 +58,17 @@ func startHolder(t *testing.T, path string, off uint64, kind string) (c *proctes
 	return c, in, tagLine(t, c, "holding")
 }
 
-// awaitSleepers returns once n waiters are asleep on w's futex. It finds
-// them by waking them (a spurious wake-up, which every waiter must
-// tolerate: it finds the word unchanged and sleeps again).
-func awaitSleepers(w *atomic.Uint32, n int) {
-	for futex.Wake(w, n) < n {
-		runtime.Gosched()
-	}
+// awaitSleepers returns once n threads of this process sleep on w's futex.
+func awaitSleepers(t *testing.T, w *atomic.Uint32, n int) {
+	t.Helper()
+	futextest.Await(t, os.Getpid(), uintptr(unsafe.Pointer(w)), n)
+}
+
+// awaitAsleep returns once child c sleeps on a shared futex (the lock word
+// is the only one it waits on).
+func awaitAsleep(t *testing.T, c *proctest.Child) {
+	t.Helper()
+	futextest.Await(t, c.Cmd.Process.Pid, 0, 1)
 }
 
 // checkRecoveries fails unless the region counted want recoveries of kind
@@ -153,7 +156,7 @@ func TestRecoverKilledHolder(t *testing.T) {
 					l.Unlock()
 				case "sleeping-child":
 					w := startWaiter(t, path, off, kind)
-					awaitSleepers(rawWord(l), 1)
+					awaitAsleep(t, w)
 					holder.Kill(t)
 					w.Expect(t, "recovered=true")
 					w.Wait(t)
@@ -194,11 +197,11 @@ func TestTwoWaitersOneRecovery(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			r, path, off := newRegion(t)
 			b := blockAt(r, off)
-			l := lockerOf(kind, unsafe.Pointer(&b.word))
 			holder, _, _ := startHolder(t, path, off, kind)
 			w1 := startWaiter(t, path, off, kind)
 			w2 := startWaiter(t, path, off, kind)
-			awaitSleepers(rawWord(l), 2)
+			awaitAsleep(t, w1)
+			awaitAsleep(t, w2)
 			holder.Kill(t)
 			got := []string{w1.Line(t), w2.Line(t)}
 			w1.Wait(t)
