@@ -1,0 +1,67 @@
+package maps
+
+import (
+	"sync/atomic"
+	"unsafe"
+)
+
+// descMagic opens every map descriptor ("UMAP").
+const descMagic = 0x50414d55
+
+// descVersion is the descriptor layout version.
+const descVersion = 1
+
+// noLock in LockOff means the value has no bpf_spin_lock.
+const noLock = ^uint32(0)
+
+// desc is a map's descriptor: a 128-byte region block, published in the
+// region's directory under the map's name. Everything a process needs to
+// use the map is here; the immutable part is validated once at open.
+//
+//	0   Magic u32       "UMAP"
+//	4   Version u32     descVersion
+//	8   Type u32        enum bpf_map_type
+//	12  KeySize u32
+//	16  ValueSize u32
+//	20  MaxEntries u32  as the kernel reports it (after LRU rounding)
+//	24  Flags u32       map_flags without RDONLY/WRONLY
+//	28  LockOff u32     offset of the bpf_spin_lock in the value, or noLock
+//	32  NCPU u32        per-CPU copies of each value (the region's CPUs)
+//	36  Seed u32        hash seed (0 with BPF_F_ZERO_SEED)
+//	40  NBuckets u32    hash: buckets, a power of two
+//	44  ElemSize u32    hash: bytes per element; array: value stride
+//	48  Data u64        array: values; hash: buckets
+//	56  Pool u64        hash: the element pool
+//	64  PoolLen u32     hash: elements in the pool
+//	68  Frozen u32      1 once frozen (never cleared)
+//	72  Count i64       hash: elements linked in buckets
+//	80  FreeHead u64    hash: tagged head of the element free list
+//	88  Clock u64       LRU: eviction clock hand
+//	96  (reserved)
+type desc struct {
+	Magic      uint32
+	Version    uint32
+	Type       uint32
+	KeySize    uint32
+	ValueSize  uint32
+	MaxEntries uint32
+	Flags      uint32
+	LockOff    uint32
+	NCPU       uint32
+	Seed       uint32
+	NBuckets   uint32
+	ElemSize   uint32
+	Data       uint64
+	Pool       uint64
+	PoolLen    uint32
+	Frozen     atomic.Uint32
+	Count      atomic.Int64
+	FreeHead   atomic.Uint64
+	Clock      atomic.Uint64
+	_          [32]byte
+}
+
+const descSize = 128
+
+var _ [descSize - unsafe.Sizeof(desc{})]byte
+var _ [unsafe.Sizeof(desc{}) - descSize]byte

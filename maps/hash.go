@@ -1,0 +1,550 @@
+package maps
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+	"runtime"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/userbpf/userbpf/lock"
+)
+
+// hashOps implements HASH, PERCPU_HASH, LRU_HASH and LRU_PERCPU_HASH
+// (kernel/bpf/hashtab.c).
+//
+// Buckets (n_buckets = roundup_pow_of_two(max_entries), 16 bytes each):
+//
+//	0  Lock u32    bucket lock (a lock.SpinLock word) for writers
+//	8  Head u64    offset of the first element, 0 if empty
+//
+// Writers link, unlink and replace elements under the bucket lock; readers
+// walk buckets without locks inside an RCU read-side section. A replaced
+// or deleted element keeps its Next link and is reused only after a grace
+// period, so a reader standing on it finishes its walk safely. New and
+// replacing elements are linked at the bucket head (newest first), as the
+// kernel does.
+//
+// Element (ElemSize bytes, 8-aligned):
+//
+//	0   Next u64      next element in the bucket
+//	8   FreeNext u64  next element on the free list (prealloc)
+//	16  Hash u32      the key's hash
+//	20  State u32     elemFree / elemLive
+//	24  Retired u64   RCU epoch at which it was unlinked
+//	32  Ref u32       LRU: referenced since the clock last passed
+//	40  Key [round_up(key_size, 8)]
+//	…   Value [round_up(value_size, 8)], or ncpu × that for per-CPU maps
+type hashOps struct {
+	perCPU bool
+	lru    bool
+}
+
+const (
+	elemHeader = 40
+	bucketSize = 16
+
+	elemFree = 0
+	elemLive = 1
+)
+
+type bucket struct {
+	Lock lock.SpinLock
+	_    uint32
+	Head atomic.Uint64
+}
+
+type elem struct {
+	Next     atomic.Uint64
+	FreeNext atomic.Uint64
+	Hash     uint32
+	State    atomic.Uint32
+	Retired  atomic.Uint64
+	Ref      atomic.Uint32
+	_        uint32
+}
+
+// htabCreateFlags is HTAB_CREATE_FLAG_MASK.
+const htabCreateFlags = FlagNoPrealloc | FlagNoCommonLRU | FlagNumaNode | flagAccessMask | FlagZeroSeed
+
+func (h *hashOps) allocCheck(s *Spec, ncpu int) error {
+	prealloc := s.Flags&FlagNoPrealloc == 0
+	percpuLRU := s.Flags&FlagNoCommonLRU != 0
+	switch {
+	case s.Flags&^htabCreateFlags != 0 || !accessOK(s.Flags):
+		return fmt.Errorf("%w: flags %#x are not valid for %s", ErrInvalid, s.Flags, s.Type)
+	case !h.lru && percpuLRU:
+		return fmt.Errorf("%w: BPF_F_NO_COMMON_LRU is for LRU maps only", ErrInvalid)
+	case h.lru && !prealloc:
+		return fmt.Errorf("%w: LRU maps are always preallocated (BPF_F_NO_PREALLOC)", ErrNotSupported)
+	case s.Flags&FlagNumaNode != 0 && (h.perCPU || percpuLRU):
+		return fmt.Errorf("%w: BPF_F_NUMA_NODE with a per-CPU map", ErrInvalid)
+	case s.MaxEntries == 0 || s.KeySize == 0 || s.ValueSize == 0:
+		return fmt.Errorf("%w: %s needs key > 0, value > 0 and entries > 0 (got key %d value %d entries %d)",
+			ErrInvalid, s.Type, s.KeySize, s.ValueSize, s.MaxEntries)
+	case uint64(s.KeySize)+uint64(s.ValueSize) >= kmallocMaxSize-htabElemSize:
+		return fmt.Errorf("%w: key %d + value %d bytes", ErrFull, s.KeySize, s.ValueSize)
+	case h.perCPU && roundUp8(s.ValueSize) > pcpuMinUnitSize:
+		return fmt.Errorf("%w: per-CPU value size %d is above %d", ErrFull, s.ValueSize, pcpuMinUnitSize)
+	case s.MaxEntries > 1<<31:
+		return fmt.Errorf("%w: max_entries %d is above 2^31", ErrFull, s.MaxEntries)
+	}
+	return nil
+}
+
+func (h *hashOps) valueBytes(m *Map) uint32 {
+	if h.perCPU {
+		return uint32(m.ncpu) * m.stride
+	}
+	return m.stride
+}
+
+func (h *hashOps) prealloc(m *Map) bool { return m.flags&FlagNoPrealloc == 0 }
+
+// spares are extra preallocated elements so that replacing a key in a full
+// map always finds an element (the kernel keeps one per CPU).
+func (h *hashOps) spares(m *Map) uint32 {
+	if h.lru {
+		return 0
+	}
+	return uint32(m.ncpu) + 16
+}
+
+func (h *hashOps) alloc(m *Map) error {
+	d := m.d
+	if h.lru && m.flags&FlagNoCommonLRU != 0 {
+		n := uint64(m.ncpu)
+		me := (uint64(d.MaxEntries) + n - 1) / n * n
+		if me > 1<<32-1 {
+			me = uint64(d.MaxEntries) / n * n
+		}
+		d.MaxEntries = uint32(me)
+		m.maxEntries = d.MaxEntries
+	}
+	d.NBuckets = uint32(1) << bits.Len32(d.MaxEntries-1)
+	d.ElemSize = elemHeader + roundUp8(d.KeySize) + h.valueBytes(m)
+	if m.flags&FlagZeroSeed == 0 {
+		var b [4]byte
+		rand.Read(b[:])
+		d.Seed = binary.NativeEndian.Uint32(b[:])
+	}
+	buckets, err := m.region.Alloc(uint64(d.NBuckets) * bucketSize)
+	if err != nil {
+		return fmt.Errorf("%w: %d buckets: %v", ErrNoMemory, d.NBuckets, err)
+	}
+	d.Data = buckets
+	if !h.prealloc(m) {
+		return nil
+	}
+	d.PoolLen = d.MaxEntries + h.spares(m)
+	pool, err := m.region.Alloc(uint64(d.PoolLen) * uint64(d.ElemSize))
+	if err != nil {
+		m.region.Free(buckets)
+		return fmt.Errorf("%w: %d preallocated elements: %v", ErrNoMemory, d.PoolLen, err)
+	}
+	d.Pool = pool
+	// Chain every element on the free list, first element on top.
+	for i := d.PoolLen; i > 0; i-- {
+		off := pool + uint64(i-1)*uint64(d.ElemSize)
+		h.elem(m, off).FreeNext.Store(d.FreeHead.Load() & offMask)
+		d.FreeHead.Store(off)
+	}
+	return nil
+}
+
+func (h *hashOps) free(m *Map) {
+	if m.d.Pool != 0 {
+		m.region.Free(m.d.Pool)
+	}
+	m.region.Free(m.d.Data)
+}
+
+func (h *hashOps) validate(m *Map) error {
+	d := m.d
+	if d.NBuckets == 0 || d.NBuckets&(d.NBuckets-1) != 0 || d.NBuckets < d.MaxEntries ||
+		d.ElemSize != elemHeader+roundUp8(d.KeySize)+h.valueBytes(m) {
+		return fmt.Errorf("bad hash geometry")
+	}
+	if _, err := m.region.Bytes(d.Data, uint64(d.NBuckets)*bucketSize); err != nil {
+		return err
+	}
+	if d.Pool != 0 {
+		if _, err := m.region.Bytes(d.Pool, uint64(d.PoolLen)*uint64(d.ElemSize)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *hashOps) bucket(m *Map, hash uint32) *bucket {
+	return (*bucket)(m.region.Pointer(m.d.Data + uint64(hash&(m.d.NBuckets-1))*bucketSize))
+}
+
+func (h *hashOps) elem(m *Map, off uint64) *elem { return (*elem)(m.region.Pointer(off)) }
+
+func (h *hashOps) key(m *Map, off uint64) []byte {
+	return storage(m.region.Pointer(off+elemHeader), m.keySize)
+}
+
+func (h *hashOps) value(m *Map, off uint64) unsafe.Pointer {
+	return m.region.Pointer(off + elemHeader + uint64(roundUp8(m.keySize)))
+}
+
+// find walks a bucket for key; it returns the element and the word that
+// links to it (the bucket head or the previous element's Next).
+func (h *hashOps) find(m *Map, b *bucket, hash uint32, key []byte) (uint64, *atomic.Uint64) {
+	link := &b.Head
+	for steps := uint32(0); steps <= m.d.PoolLen+m.maxEntries; steps++ {
+		off := link.Load()
+		if off == 0 {
+			return 0, nil
+		}
+		e := h.elem(m, off)
+		if e.Hash == hash && bytes.Equal(h.key(m, off), key) {
+			return off, link
+		}
+		link = &e.Next
+	}
+	return 0, nil // a cycle: only corruption makes one
+}
+
+func (h *hashOps) lookupElem(m *Map, key []byte) unsafe.Pointer {
+	hash := keyHash(key, m.d.Seed)
+	off, _ := h.find(m, h.bucket(m, hash), hash, key)
+	if off == 0 {
+		return nil
+	}
+	return h.value(m, off)
+}
+
+// lockBucket takes a bucket's lock. If the previous holder died, it may
+// have left the bucket mid-change (a new element linked, the old not yet
+// unlinked), so the bucket is repaired first.
+func (h *hashOps) lockBucket(m *Map, b *bucket) {
+	if b.Lock.Lock(m.holder) {
+		h.repairBucket(m, b)
+	}
+}
+
+// repairBucket drops elements that are not live and second copies of a
+// key (the older one, which a replacement had not yet unlinked).
+func (h *hashOps) repairBucket(m *Map, b *bucket) {
+	link := &b.Head
+	var seen [][]byte
+	for off := link.Load(); off != 0; off = link.Load() {
+		e := h.elem(m, off)
+		k := h.key(m, off)
+		dup := false
+		for _, s := range seen {
+			if bytes.Equal(s, k) {
+				dup = true
+			}
+		}
+		if dup || e.State.Load() != elemLive {
+			link.Store(e.Next.Load())
+			if dup {
+				m.d.Count.Add(-1)
+			}
+			continue
+		}
+		seen = append(seen, append([]byte(nil), k...))
+		link = &e.Next
+	}
+}
+
+// getElem returns an element to fill: from the free list (after a grace
+// period if it was unlinked recently), from the region without prealloc,
+// or, for LRU maps, by evicting one. 0 means none could be had.
+func (h *hashOps) getElem(m *Map) (uint64, error) {
+	if !h.prealloc(m) {
+		off, err := m.region.Alloc(uint64(m.d.ElemSize))
+		if err != nil {
+			return 0, fmt.Errorf("%w: %v", ErrNoMemory, err)
+		}
+		return off, nil
+	}
+	for tries := 0; ; tries++ {
+		if off := h.popFree(m); off != 0 {
+			if m.rcuWords.Completed.Load() <= h.elem(m, off).Retired.Load() {
+				m.rcu.Synchronize()
+			}
+			return off, nil
+		}
+		if h.lru {
+			if off := h.evict(m); off != 0 {
+				m.rcu.Synchronize()
+				return off, nil
+			}
+		}
+		if tries > 1000 {
+			return 0, fmt.Errorf("%w: no free element in the pool", ErrNoMemory)
+		}
+		runtime.Gosched() // every spare is in another updater's hands
+	}
+}
+
+func (h *hashOps) popFree(m *Map) uint64 {
+	d := m.d
+	for {
+		hd := d.FreeHead.Load()
+		off := hd & offMask
+		if off == 0 {
+			return 0
+		}
+		if !h.inPool(m, off) {
+			return 0
+		}
+		next := h.elem(m, off).FreeNext.Load()
+		if d.FreeHead.CompareAndSwap(hd, nextHead(hd, next)) {
+			return off
+		}
+	}
+}
+
+// putElem gives back an element. retired says it was visible to readers:
+// it then goes back only after a grace period (prealloc: the next taker
+// waits for one; otherwise RCU frees it).
+func (h *hashOps) putElem(m *Map, off uint64, retired bool) {
+	e := h.elem(m, off)
+	e.State.Store(elemFree)
+	if retired {
+		e.Retired.Store(m.rcuWords.Epoch.Load())
+	} else {
+		e.Retired.Store(0)
+	}
+	if !h.prealloc(m) {
+		if retired {
+			m.rcu.Retire(off)
+		} else {
+			m.region.Free(off)
+		}
+		return
+	}
+	d := m.d
+	for {
+		hd := d.FreeHead.Load()
+		e.FreeNext.Store(hd & offMask)
+		if d.FreeHead.CompareAndSwap(hd, nextHead(hd, off)) {
+			return
+		}
+	}
+}
+
+func (h *hashOps) inPool(m *Map, off uint64) bool {
+	d := m.d
+	return off >= d.Pool && off < d.Pool+uint64(d.PoolLen)*uint64(d.ElemSize) && (off-d.Pool)%uint64(d.ElemSize) == 0
+}
+
+// fill writes key and value into a fresh element.
+func (h *hashOps) fill(m *Map, off uint64, hash uint32, key, value []byte) {
+	e := h.elem(m, off)
+	e.Hash = hash
+	e.Next.Store(0)
+	copy(h.key(m, off), key)
+	p := h.value(m, off)
+	if h.perCPU {
+		m.copyInPerCPU(p, value, false)
+	} else {
+		clear(storage(p, m.stride))
+		m.copyIn(p, value)
+	}
+	e.Ref.Store(1) // LRU: a new element gets one pass of the clock
+	e.State.Store(elemLive)
+}
+
+func (h *hashOps) update(m *Map, key, value []byte, flags uint64) error {
+	op := flags &^ FlagLock
+	if op > UpdateExist || flags&FlagLock != 0 && h.perCPU {
+		return fmt.Errorf("%w: update flags %#x", ErrInvalid, flags)
+	}
+	hash := keyHash(key, m.d.Seed)
+	b := h.bucket(m, hash)
+	if flags&FlagLock != 0 {
+		// BPF_F_LOCK on an existing element updates it in place under its lock.
+		h.lockBucket(m, b)
+		if old, _ := h.find(m, b, hash, key); old != 0 {
+			defer b.Lock.Unlock()
+			if op == UpdateNoExist {
+				return ErrKeyExist
+			}
+			p := h.value(m, old)
+			l := m.valueLock(p)
+			l.Lock(m.holder)
+			m.copyIn(p, value)
+			l.Unlock()
+			return nil
+		}
+		b.Lock.Unlock()
+	}
+	if h.perCPU && !h.lru || h.perCPU && op == UpdateExist {
+		// Per-CPU values are updated in place when the key exists.
+		h.lockBucket(m, b)
+		if old, _ := h.find(m, b, hash, key); old != 0 {
+			defer b.Lock.Unlock()
+			if op == UpdateNoExist {
+				return ErrKeyExist
+			}
+			m.copyInPerCPU(h.value(m, old), value, false)
+			return nil
+		}
+		b.Lock.Unlock()
+		if op == UpdateExist {
+			return ErrKeyNotExist
+		}
+	}
+	nu, err := h.getElem(m)
+	if err != nil {
+		return err
+	}
+	h.lockBucket(m, b)
+	old, _ := h.find(m, b, hash, key)
+	switch {
+	case old != 0 && op == UpdateNoExist:
+		err = ErrKeyExist
+	case old == 0 && op == UpdateExist:
+		err = ErrKeyNotExist
+	case old != 0 && h.perCPU:
+		// In place (LRU per-CPU with BPF_ANY still consumed an element, as the kernel does).
+		m.copyInPerCPU(h.value(m, old), value, false)
+		b.Lock.Unlock()
+		h.putElem(m, nu, false)
+		return nil
+	case old == 0 && !h.lru && !h.reserve(m):
+		err = fmt.Errorf("%w: map holds max_entries (%d) elements", ErrFull, m.maxEntries)
+	}
+	if err != nil {
+		b.Lock.Unlock()
+		h.putElem(m, nu, false)
+		return err
+	}
+	if old == 0 && h.lru {
+		m.d.Count.Add(1)
+	}
+	h.fill(m, nu, hash, key, value)
+	h.elem(m, nu).Next.Store(b.Head.Load())
+	b.Head.Store(nu) // readers now find the new element first
+	if old != 0 {
+		h.unlink(m, b, old)
+	}
+	b.Lock.Unlock()
+	if old != 0 {
+		h.putElem(m, old, true)
+	}
+	return nil
+}
+
+// reserve counts one more element unless the map is full.
+func (h *hashOps) reserve(m *Map) bool {
+	for {
+		c := m.d.Count.Load()
+		if c >= int64(m.maxEntries) {
+			return false
+		}
+		if m.d.Count.CompareAndSwap(c, c+1) {
+			return true
+		}
+	}
+}
+
+// unlink removes element off from bucket b (lock held).
+func (h *hashOps) unlink(m *Map, b *bucket, off uint64) bool {
+	link := &b.Head
+	for cur := link.Load(); cur != 0; cur = link.Load() {
+		if cur == off {
+			link.Store(h.elem(m, off).Next.Load())
+			return true
+		}
+		link = &h.elem(m, cur).Next
+	}
+	return false
+}
+
+func (h *hashOps) delete(m *Map, key []byte) error {
+	hash := keyHash(key, m.d.Seed)
+	b := h.bucket(m, hash)
+	h.lockBucket(m, b)
+	off, link := h.find(m, b, hash, key)
+	if off == 0 {
+		b.Lock.Unlock()
+		return ErrKeyNotExist
+	}
+	link.Store(h.elem(m, off).Next.Load())
+	m.d.Count.Add(-1)
+	b.Lock.Unlock()
+	h.putElem(m, off, true)
+	return nil
+}
+
+func (h *hashOps) lookupAndDelete(m *Map, key, value []byte, flags uint64) error {
+	hash := keyHash(key, m.d.Seed)
+	b := h.bucket(m, hash)
+	h.lockBucket(m, b)
+	off, link := h.find(m, b, hash, key)
+	if off == 0 {
+		b.Lock.Unlock()
+		return ErrKeyNotExist
+	}
+	m.copyOutAny(value, h.value(m, off), flags)
+	link.Store(h.elem(m, off).Next.Load())
+	m.d.Count.Add(-1)
+	b.Lock.Unlock()
+	h.putElem(m, off, true)
+	return nil
+}
+
+func (h *hashOps) nextKey(m *Map, key, next []byte) error {
+	i := uint32(0)
+	if key != nil {
+		hash := keyHash(key, m.d.Seed)
+		if off, _ := h.find(m, h.bucket(m, hash), hash, key); off != 0 {
+			if n := h.elem(m, off).Next.Load(); n != 0 {
+				copy(next, h.key(m, n))
+				return nil
+			}
+			i = hash&(m.d.NBuckets-1) + 1
+		}
+	}
+	for ; i < m.d.NBuckets; i++ {
+		if off := h.bucket(m, i).Head.Load(); off != 0 {
+			copy(next, h.key(m, off))
+			return nil
+		}
+	}
+	return ErrKeyNotExist
+}
+
+// evict takes the element the LRU clock points at, giving referenced
+// elements a second chance, unlinks it and returns it (0 if none could be
+// evicted). Program lookups set Ref; user-space lookups do not, as in the
+// kernel.
+func (h *hashOps) evict(m *Map) uint64 {
+	d := m.d
+	for scanned := uint32(0); scanned < 2*d.PoolLen+1; scanned++ {
+		off := d.Pool + (d.Clock.Add(1)%uint64(d.PoolLen))*uint64(d.ElemSize)
+		e := h.elem(m, off)
+		if e.State.Load() != elemLive {
+			continue
+		}
+		if e.Ref.Load() != 0 && scanned < d.PoolLen {
+			e.Ref.Store(0)
+			continue
+		}
+		b := h.bucket(m, e.Hash)
+		h.lockBucket(m, b)
+		if e.State.Load() == elemLive && h.unlink(m, b, off) {
+			e.State.Store(elemFree)
+			e.Retired.Store(m.rcuWords.Epoch.Load())
+			m.d.Count.Add(-1)
+			b.Lock.Unlock()
+			return off
+		}
+		b.Lock.Unlock()
+	}
+	return 0
+}
+
+// Count is the number of elements in a hash map.
+func (m *Map) Count() int64 { return m.d.Count.Load() }
