@@ -50,13 +50,11 @@ func BenchmarkSynchronizeNoReaders(b *testing.B) {
 		}
 		defer rd.Close()
 	}
-	var lat []time.Duration
+	var lat latencies
 	for b.Loop() {
-		t0 := time.Now()
-		d.Synchronize()
-		lat = append(lat, time.Since(t0))
+		lat.time(d.Synchronize)
 	}
-	reportMedian(b, lat)
+	lat.report(b)
 }
 
 // BenchmarkMembarrierGlobal is the kernel's grace period, which is what
@@ -64,15 +62,16 @@ func BenchmarkSynchronizeNoReaders(b *testing.B) {
 // membarrier(MEMBARRIER_CMD_GLOBAL) is synchronize_rcu (~9 ms here).
 func BenchmarkMembarrierGlobal(b *testing.B) {
 	const cmdGlobal = 1 // MEMBARRIER_CMD_GLOBAL
-	var lat []time.Duration
+	var errno unix.Errno
+	membarrier := func() { _, _, errno = unix.Syscall(unix.SYS_MEMBARRIER, cmdGlobal, 0, 0) }
+	var lat latencies
 	for b.Loop() {
-		t0 := time.Now()
-		if _, _, errno := unix.Syscall(unix.SYS_MEMBARRIER, cmdGlobal, 0, 0); errno != 0 {
+		lat.time(membarrier)
+		if errno != 0 {
 			b.Skipf("membarrier: %v", errno)
 		}
-		lat = append(lat, time.Since(t0))
 	}
-	reportMedian(b, lat)
+	lat.report(b)
 }
 
 // BenchmarkSynchronizeWithReaders is a grace period while two goroutines
@@ -99,22 +98,43 @@ func BenchmarkSynchronizeWithReaders(b *testing.B) {
 			}
 		})
 	}
-	var lat []time.Duration
+	var lat latencies
 	for b.Loop() {
-		t0 := time.Now()
-		d.Synchronize()
-		lat = append(lat, time.Since(t0))
+		lat.time(d.Synchronize)
 	}
 	b.StopTimer()
 	stop.Store(true)
 	wg.Wait()
-	reportMedian(b, lat)
+	lat.report(b)
 }
 
-func reportMedian(b *testing.B, lat []time.Duration) {
-	if len(lat) == 0 {
+// latencies samples the duration of individual calls: one call in
+// sampleEvery is timed (all of them while there are few), so that the
+// clock reads do not weigh on ns/op of fast operations.
+type latencies struct {
+	n   int
+	lat []time.Duration
+}
+
+const sampleEvery = 64
+
+func (l *latencies) time(fn func()) {
+	l.n++
+	if l.n > 1000 && l.n%sampleEvery != 0 {
+		fn()
 		return
 	}
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
+	t0 := time.Now()
+	fn()
+	l.lat = append(l.lat, time.Since(t0))
+}
+
+// report adds the median and the 99th percentile of the sampled calls.
+func (l *latencies) report(b *testing.B) {
+	if len(l.lat) == 0 {
+		return
+	}
+	slices.Sort(l.lat)
+	b.ReportMetric(float64(l.lat[len(l.lat)/2].Nanoseconds()), "p50-ns")
+	b.ReportMetric(float64(l.lat[len(l.lat)*99/100].Nanoseconds()), "p99-ns")
 }

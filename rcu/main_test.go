@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/userbpf/userbpf/internal/proctest"
@@ -14,6 +15,16 @@ import (
 // Tests that need more than one process run children through proctest: the
 // test binary re-executes itself and runs a function registered by name.
 func TestMain(m *testing.M) { proctest.Main(m) }
+
+// startChild starts a child process running the function name. The child
+// is killed if this process dies first (a test that times out does not run
+// its cleanups), so no child outlives a failed run.
+func startChild(t testing.TB, name string, args ...string) *proctest.Child {
+	t.Helper()
+	cmd := proctest.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return proctest.StartCmd(t, name, cmd)
+}
 
 // newRegion creates a region in a temporary directory and attaches one
 // domain to it. Both are closed when the test ends.

@@ -108,7 +108,7 @@ func TestRetireUnderConcurrentReaders(t *testing.T) {
 	const children = 3
 	var cs []*proctest.Child
 	for range children {
-		cs = append(cs, proctest.Start(t, "checker", r.Path(), u64(ctl)))
+		cs = append(cs, startChild(t, "checker", r.Path(), u64(ctl)))
 	}
 	for _, c := range cs {
 		c.Expect(t, "running")
@@ -202,7 +202,7 @@ func TestRetireWaitsForReaderInOtherProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := proctest.Start(t, "slow-reader", r.Path(), u64(ctl))
+	c := startChild(t, "slow-reader", r.Path(), u64(ctl))
 	c.Expect(t, "in")
 	if err := d.Retire(off); err != nil {
 		t.Fatal(err)
@@ -269,7 +269,7 @@ func TestRetireRingOfDeadProcess(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r, d := newRegion(t)
 			const blocks = 300
-			c := proctest.Start(t, "retirer", r.Path(), u64(blocks), u64(tc.inSection))
+			c := startChild(t, "retirer", r.Path(), u64(blocks), u64(tc.inSection))
 			if got := c.Line(t); got != strconv.Itoa(blocks) {
 				t.Fatalf("child has %s blocks pending, want %d", got, blocks)
 			}
@@ -329,7 +329,7 @@ var _ = proctest.Register("retire-exit", func(args []string) error {
 func TestRetireRingOfProcessReapedByOpen(t *testing.T) {
 	t.Skip("known shm bug: shm.Open reaps dead processes before rcu.New can register the hook that frees their retire rings")
 	r, _ := newRegion(t)
-	c := proctest.Start(t, "retire-exit", r.Path())
+	c := startChild(t, "retire-exit", r.Path())
 	c.Wait(t)
 	r2, err := shm.Open(r.Path()) // reaps the child
 	if err != nil {

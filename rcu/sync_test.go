@@ -55,7 +55,7 @@ var _ = proctest.Register("slow-reader", func(args []string) error {
 func TestSynchronizeWaitsForReaderInOtherProcess(t *testing.T) {
 	r, d := newRegion(t)
 	ctl := newCtl(t, r)
-	c := proctest.Start(t, "slow-reader", r.Path(), u64(ctl))
+	c := startChild(t, "slow-reader", r.Path(), u64(ctl))
 	c.Expect(t, "in")
 	gp := d.w.GracePeriods.Load()
 	d.Synchronize()
@@ -114,7 +114,7 @@ func TestSynchronizeIgnoresLaterReaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer early.Close()
-	c := proctest.Start(t, "late-reader", r.Path(), u64(ctl))
+	c := startChild(t, "late-reader", r.Path(), u64(ctl))
 	c.Expect(t, "ready")
 
 	early.Lock()
@@ -183,7 +183,7 @@ func TestSynchronizeNoStarvation(t *testing.T) {
 	ctl := newCtl(t, r)
 	var cs []*proctest.Child
 	for range 2 {
-		c := proctest.Start(t, "busy-reader", r.Path(), u64(ctl))
+		c := startChild(t, "busy-reader", r.Path(), u64(ctl))
 		c.Expect(t, "running")
 		cs = append(cs, c)
 	}
@@ -256,7 +256,7 @@ func TestSynchronizeDeadReader(t *testing.T) {
 	procs := r.Counter(shm.CounterProcsReaped)
 	before, procsBefore := reaped.Load(), procs.Load()
 
-	c := proctest.Start(t, "stuck-reader", r.Path())
+	c := startChild(t, "stuck-reader", r.Path())
 	line := c.Line(t)
 	tag, err := strconv.ParseUint(line[len("in "):], 10, 32)
 	if err != nil {
@@ -287,34 +287,45 @@ func TestSynchronizeDeadReader(t *testing.T) {
 	rd.Close()
 }
 
-// TestSynchronizeOrphanedReaderSlot: a reader slot whose owner tag names no
-// live process, and that no process-table reap will clear (its process is
-// long gone from the table), is cleared by the Synchronize that finds it
-// and counted once.
+// TestSynchronizeOrphanedReaderSlot: a reader slot inside a section whose
+// owner tag names no live process, and that no process-table reap will
+// clear (its process is long gone from the table), is cleared by the
+// Synchronize that finds it, and counted once. So is a slot whose clearer
+// died halfway (owner word clearingBit | dead clearer): taking it over is
+// not counted again.
 func TestSynchronizeOrphanedReaderSlot(t *testing.T) {
-	r, d := newRegion(t)
-	reaped := r.Counter(shm.CounterReadersReaped)
-	before := reaped.Load()
-
 	// A tag of process-table slot 1000 with a generation it never had.
 	const ghost = uint32(1000 | 77<<10)
-	if r.Alive(ghost) {
-		t.Fatal("ghost tag is alive")
-	}
-	rd, err := d.NewReader()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd.slot.Owner.Store(ghost) // hand the slot to the ghost, inside a section
-	rd.slot.Epoch.Store(d.w.Epoch.Load())
-	rd.slot = nil // no longer ours: Close must not touch it
+	for _, tc := range []struct {
+		name  string
+		owner uint32
+		count uint64
+	}{
+		{"dead owner", ghost, 1},
+		{"dead clearer", clearingBit | ghost, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, d := newRegion(t)
+			reaped := r.Counter(shm.CounterReadersReaped)
+			if r.Alive(ghost) {
+				t.Fatal("ghost tag is alive")
+			}
+			rd, err := d.NewReader()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rd.slot.Owner.Store(tc.owner) // hand the slot over, inside a section
+			rd.slot.Epoch.Store(d.w.Epoch.Load())
+			rd.slot = nil // no longer ours: Close must not touch it
 
-	d.Synchronize()
+			d.Synchronize()
 
-	if got := reaped.Load() - before; got != 1 {
-		t.Errorf("rcu_readers_reaped grew by %d, want 1", got)
-	}
-	if s := &d.w.Slots[rd.idx]; s.Owner.Load() != 0 || s.Epoch.Load() != 0 {
-		t.Errorf("orphaned slot not cleared: owner %#x epoch %d", s.Owner.Load(), s.Epoch.Load())
+			if got := reaped.Load(); got != tc.count {
+				t.Errorf("rcu_readers_reaped = %d, want %d", got, tc.count)
+			}
+			if s := &d.w.Slots[rd.idx]; s.Owner.Load() != 0 || s.Epoch.Load() != 0 {
+				t.Errorf("orphaned slot not cleared: owner %#x epoch %d", s.Owner.Load(), s.Epoch.Load())
+			}
+		})
 	}
 }

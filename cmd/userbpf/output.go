@@ -38,4 +38,3 @@ func humanBytes(n uint64) string {
 	}
 	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
-
