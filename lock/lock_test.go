@@ -10,6 +10,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/userbpf/userbpf/internal/futex"
 	"github.com/userbpf/userbpf/lock"
 )
 
@@ -248,6 +249,36 @@ func TestRecoverDeadOwner(t *testing.T) {
 			l.Unlock()
 			if l.Lock(&lock.Holder{Tag: 1, Owners: owners}) {
 				t.Error("Lock of a free lock after a recovery: recovered = true")
+			}
+		})
+	}
+}
+
+// TestRecoverUnderWakeStorm: a waiter whose futex wait keeps returning
+// with the word unchanged (spurious wake-ups here; in real life signals,
+// which interrupt a timed FUTEX_WAIT with EINTR) must still ask about the
+// owner when the probe is due, and recover the lock of a dead one.
+func TestRecoverUnderWakeStorm(t *testing.T) {
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			l, w := newWord(kind)
+			owners := &fakeOwners{dead: map[uint32]bool{7: true}}
+			w.Store(7)
+			done := make(chan bool)
+			go func() { done <- l.Lock(&lock.Holder{Tag: 1, Owners: owners}) }()
+			give := time.After(time.Minute)
+			for {
+				select {
+				case rec := <-done:
+					if !rec {
+						t.Fatal("Lock over a dead owner: recovered = false")
+					}
+					return
+				case <-give:
+					t.Fatal("waiter never recovered the lock while woken over and over")
+				default:
+					futex.Wake(w, 1)
+				}
 			}
 		})
 	}

@@ -25,6 +25,13 @@ func (m *Mutex) Lock(h *Holder) (recovered bool) {
 	if m.w.CompareAndSwap(0, h.Tag) {
 		return false
 	}
+	return m.lockSlow(h)
+}
+
+// lockSlow is Lock's contended path, kept out of line so that Lock inlines.
+//
+//go:noinline
+func (m *Mutex) lockSlow(h *Holder) (recovered bool) {
 	recovered, _ = acquire(&m.w, h, mutexSpinRounds, KindMutex, noDeadline)
 	return recovered
 }

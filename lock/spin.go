@@ -20,6 +20,13 @@ func (l *SpinLock) Lock(h *Holder) (recovered bool) {
 	if l.w.CompareAndSwap(0, h.Tag) {
 		return false
 	}
+	return l.lockSlow(h)
+}
+
+// lockSlow is Lock's contended path, kept out of line so that Lock inlines.
+//
+//go:noinline
+func (l *SpinLock) lockSlow(h *Holder) (recovered bool) {
 	recovered, _ = acquire(&l.w, h, spinRounds, KindSpin, noDeadline)
 	return recovered
 }

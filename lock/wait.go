@@ -32,6 +32,8 @@ func acquire(w *atomic.Uint32, h *Holder, spins int, kind Kind, deadline time.Ti
 		}
 	}
 	check := firstCheck
+	var owner uint32  // the holder this waiter is waiting on
+	var due time.Time // when to ask whether owner still lives
 	for {
 		v := w.Load()
 		if v == 0 {
@@ -47,25 +49,32 @@ func acquire(w *atomic.Uint32, h *Holder, spins int, kind Kind, deadline time.Ti
 			}
 			v |= WaitersBit
 		}
-		sleep := check
+		now := time.Now()
+		if !deadline.IsZero() && !now.Before(deadline) {
+			return false, false
+		}
+		// The probe is due by the clock, not by how futex.Wait returned: a
+		// waiter woken again and again with the word unchanged (signals
+		// interrupt a timed FUTEX_WAIT with EINTR even under SA_RESTART;
+		// spurious wake-ups) must still find a dead owner.
+		if tag := v & TagMask; tag != owner {
+			owner, due = tag, now.Add(check)
+		} else if !now.Before(due) {
+			if h.Owners != nil && !h.Owners.Alive(tag) {
+				if w.CompareAndSwap(v, h.Tag|WaitersBit) {
+					h.Owners.NoteRecovery(kind)
+					return true, true
+				}
+				continue
+			}
+			check = min(2*check, maxCheck)
+			due = now.Add(check)
+		}
+		sleep := due.Sub(now)
 		if !deadline.IsZero() {
-			left := time.Until(deadline)
-			if left <= 0 {
-				return false, false
-			}
-			sleep = min(sleep, left)
+			sleep = min(sleep, deadline.Sub(now))
 		}
-		if futex.Wait(w, v, sleep) {
-			continue
-		}
-		if h.Owners != nil && !h.Owners.Alive(v&TagMask) {
-			if w.CompareAndSwap(v, h.Tag|WaitersBit) {
-				h.Owners.NoteRecovery(kind)
-				return true, true
-			}
-			continue
-		}
-		check = min(2*check, maxCheck)
+		futex.Wait(w, v, sleep)
 	}
 }
 
