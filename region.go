@@ -3,6 +3,7 @@ package userbpf
 import (
 	"os"
 
+	"github.com/userbpf/userbpf/maps"
 	"github.com/userbpf/userbpf/rcu"
 	"github.com/userbpf/userbpf/shm"
 )
@@ -77,3 +78,13 @@ func (r *Region) Shared() *shm.Region { return r.shm }
 
 // RCU returns the region's RCU domain in this process.
 func (r *Region) RCU() *rcu.Domain { return r.rcu }
+
+// CreateMap creates a map in the region (see maps.Spec) and returns a
+// handle on it.
+func (r *Region) CreateMap(spec maps.Spec) (*maps.Map, error) { return maps.Create(r.shm, r.rcu, spec) }
+
+// OpenMap opens the map called name. flags may be maps.FlagRdOnly or
+// maps.FlagWrOnly for a read-only or write-only handle.
+func (r *Region) OpenMap(name string, flags uint32) (*maps.Map, error) {
+	return maps.Open(r.shm, r.rcu, name, flags)
+}

@@ -11,13 +11,13 @@ func (m *Map) Lookup(key, value []byte, flags uint64) error {
 	}
 	found := false
 	m.rcu.Read(func() {
-		if p := m.ops.lookupElem(m, key); p != nil {
+		if p := m.opLookupElem(key); p != nil {
 			m.copyOutAny(value, p, flags)
 			found = true
 		}
 	})
 	if !found {
-		return m.errorf("lookup", ErrKeyNotExist)
+		return m.errMiss // preallocated: a miss allocates nothing
 	}
 	return nil
 }
@@ -53,7 +53,7 @@ func (m *Map) Update(key, value []byte, flags uint64) error {
 		err = m.checkValue(value)
 	}
 	if err == nil {
-		err = m.ops.update(m, key, value, flags) // writers lock; they must not sit in a read section (they may wait for a grace period)
+		err = m.opUpdate(key, value, flags) // writers lock; they must not sit in a read section (they may wait for a grace period)
 	}
 	if err != nil {
 		return m.errorf("update", err)
@@ -68,7 +68,7 @@ func (m *Map) Delete(key []byte) error {
 		err = m.checkKey(key)
 	}
 	if err == nil {
-		err = m.ops.delete(m, key)
+		err = m.opDelete(key)
 	}
 	if err != nil {
 		return m.errorf("delete", err)
@@ -168,7 +168,7 @@ func (m *Map) WithLock(key []byte, fn func(value []byte) error) error {
 	}
 	found := false
 	m.rcu.Read(func() {
-		p := m.ops.lookupElem(m, key)
+		p := m.opLookupElem(key)
 		if p == nil {
 			return
 		}
@@ -198,7 +198,7 @@ func (m *Map) View(key []byte, fn func(value []byte)) error {
 	}
 	found := false
 	m.rcu.Read(func() {
-		if p := m.ops.lookupElem(m, key); p != nil {
+		if p := m.opLookupElem(key); p != nil {
 			found = true
 			n := m.valueSize
 			if m.typ.perCPU() {

@@ -37,7 +37,8 @@ const noLock = ^uint32(0)
 //	72  Count i64       hash: elements linked in buckets
 //	80  FreeHead u64    hash: tagged head of the element free list
 //	88  Clock u64       LRU: eviction clock hand
-//	96  (reserved)
+//	96  Limbo u64       hash: tagged head of elements waiting for a grace period
+//	104 (reserved)
 type desc struct {
 	Magic      uint32
 	Version    uint32
@@ -58,7 +59,8 @@ type desc struct {
 	Count      atomic.Int64
 	FreeHead   atomic.Uint64
 	Clock      atomic.Uint64
-	_          [32]byte
+	Limbo      atomic.Uint64
+	_          [24]byte
 }
 
 const descSize = 128

@@ -32,6 +32,9 @@ var (
 	ErrNotSupported error = errno.New("operation not supported by this map type (ENOTSUPP)", errno.ENOTSUPP)
 	// ErrOpNotSupported is EOPNOTSUPP (95), e.g. a spin lock in a per-CPU map.
 	ErrOpNotSupported error = errno.New("operation not supported (EOPNOTSUPP)", unix.EOPNOTSUPP)
+	// ErrNoSpace is returned by a hash lookup batch whose buffers cannot hold
+	// the next bucket (ENOSPC).
+	ErrNoSpace error = errno.New("no space", unix.ENOSPC)
 	// ErrNoMemory is returned when the region cannot hold the map (ENOMEM).
 	ErrNoMemory error = errno.New("out of memory", unix.ENOMEM)
 )

@@ -28,23 +28,31 @@ import (
 // replacing elements are linked at the bucket head (newest first), as the
 // kernel does.
 //
-// Element (ElemSize bytes, 8-aligned):
+// Element (ElemSize bytes; 64 when that is enough, as the kernel's
+// htab_elem for small keys and values, else a multiple of 16). What a
+// reader touches comes first, the writers' bookkeeping last:
 //
-//	0   Next u64      next element in the bucket
-//	8   FreeNext u64  next element on the free list (prealloc)
-//	16  Hash u32      the key's hash
-//	20  State u32     elemFree / elemLive
-//	24  Retired u64   RCU epoch at which it was unlinked
-//	32  Ref u32       LRU: referenced since the clock last passed
-//	40  Key [round_up(key_size, 8)]
-//	…   Value [round_up(value_size, 8)], or ncpu × that for per-CPU maps
+//	0    Next u64      next element in the bucket
+//	8    Hash u32      the key's hash
+//	12   State u32     elemFree / elemLive
+//	16   Key [round_up(key_size, 8)]
+//	…    Value [round_up(value_size, 8)], or ncpu × that for per-CPU maps
+//	end-24  FreeNext u64  next element on the free or limbo list
+//	end-16  Retired u64   RCU epoch at which it was unlinked
+//	end-8   Ref u32       LRU: referenced since the clock last passed
+//
+// Preallocated elements sit on one of two lists in the descriptor: Free
+// (ready to use) and Limbo (unlinked, waiting for a grace period). A writer
+// that finds Free empty runs one grace period and moves everything that was
+// in Limbo before it to Free, so one Synchronize is shared by many updates.
 type hashOps struct {
 	perCPU bool
 	lru    bool
 }
 
 const (
-	elemHeader = 40
+	elemHeader = 16 // Next, Hash, State
+	elemTail   = 24 // FreeNext, Retired, Ref
 	bucketSize = 16
 
 	elemFree = 0
@@ -58,10 +66,13 @@ type bucket struct {
 }
 
 type elem struct {
-	Next     atomic.Uint64
+	Next  atomic.Uint64
+	Hash  uint32
+	State atomic.Uint32
+}
+
+type elemTailFields struct {
 	FreeNext atomic.Uint64
-	Hash     uint32
-	State    atomic.Uint32
 	Retired  atomic.Uint64
 	Ref      atomic.Uint32
 	_        uint32
@@ -125,7 +136,7 @@ func (h *hashOps) alloc(m *Map) error {
 		m.maxEntries = d.MaxEntries
 	}
 	d.NBuckets = uint32(1) << bits.Len32(d.MaxEntries-1)
-	d.ElemSize = elemHeader + roundUp8(d.KeySize) + h.valueBytes(m)
+	d.ElemSize = h.elemSize(m)
 	if m.flags&FlagZeroSeed == 0 {
 		var b [4]byte
 		rand.Read(b[:])
@@ -149,7 +160,7 @@ func (h *hashOps) alloc(m *Map) error {
 	// Chain every element on the free list, first element on top.
 	for i := d.PoolLen; i > 0; i-- {
 		off := pool + uint64(i-1)*uint64(d.ElemSize)
-		h.elem(m, off).FreeNext.Store(d.FreeHead.Load() & offMask)
+		h.tail(m, off).FreeNext.Store(d.FreeHead.Load() & offMask)
 		d.FreeHead.Store(off)
 	}
 	return nil
@@ -165,7 +176,7 @@ func (h *hashOps) free(m *Map) {
 func (h *hashOps) validate(m *Map) error {
 	d := m.d
 	if d.NBuckets == 0 || d.NBuckets&(d.NBuckets-1) != 0 || d.NBuckets < d.MaxEntries ||
-		d.ElemSize != elemHeader+roundUp8(d.KeySize)+h.valueBytes(m) {
+		d.ElemSize != h.elemSize(m) {
 		return fmt.Errorf("bad hash geometry")
 	}
 	if _, err := m.region.Bytes(d.Data, uint64(d.NBuckets)*bucketSize); err != nil {
@@ -183,7 +194,19 @@ func (h *hashOps) bucket(m *Map, hash uint32) *bucket {
 	return (*bucket)(m.region.Pointer(m.d.Data + uint64(hash&(m.d.NBuckets-1))*bucketSize))
 }
 
+func (h *hashOps) elemSize(m *Map) uint32 {
+	n := elemHeader + roundUp8(m.d.KeySize) + h.valueBytes(m) + elemTail
+	if n <= 64 {
+		return 64
+	}
+	return (n + 15) &^ 15
+}
+
 func (h *hashOps) elem(m *Map, off uint64) *elem { return (*elem)(m.region.Pointer(off)) }
+
+func (h *hashOps) tail(m *Map, off uint64) *elemTailFields {
+	return (*elemTailFields)(m.region.Pointer(off + uint64(m.d.ElemSize) - elemTail))
+}
 
 func (h *hashOps) key(m *Map, off uint64) []byte {
 	return storage(m.region.Pointer(off+elemHeader), m.keySize)
@@ -255,9 +278,9 @@ func (h *hashOps) repairBucket(m *Map, b *bucket) {
 	}
 }
 
-// getElem returns an element to fill: from the free list (after a grace
-// period if it was unlinked recently), from the region without prealloc,
-// or, for LRU maps, by evicting one. 0 means none could be had.
+// getElem returns an element to fill: from the free list, from the region
+// without prealloc, or, for LRU maps, by evicting some. It must not be
+// called inside a read-side section (it may wait for a grace period).
 func (h *hashOps) getElem(m *Map) (uint64, error) {
 	if !h.prealloc(m) {
 		off, err := m.region.Alloc(uint64(m.d.ElemSize))
@@ -266,18 +289,18 @@ func (h *hashOps) getElem(m *Map) (uint64, error) {
 		}
 		return off, nil
 	}
+	d := m.d
 	for tries := 0; ; tries++ {
-		if off := h.popFree(m); off != 0 {
-			if m.rcuWords.Completed.Load() <= h.elem(m, off).Retired.Load() {
-				m.rcu.Synchronize()
-			}
+		if off := h.pop(m, &d.FreeHead); off != 0 {
 			return off, nil
 		}
-		if h.lru {
-			if off := h.evict(m); off != 0 {
-				m.rcu.Synchronize()
-				return off, nil
-			}
+		if h.lru && d.Limbo.Load()&offMask == 0 {
+			h.evict(m, h.evictBatch(m))
+		}
+		if d.Limbo.Load()&offMask != 0 {
+			m.rcu.Synchronize()
+			h.drainLimbo(m)
+			continue
 		}
 		if tries > 1000 {
 			return 0, fmt.Errorf("%w: no free element in the pool", ErrNoMemory)
@@ -286,35 +309,55 @@ func (h *hashOps) getElem(m *Map) (uint64, error) {
 	}
 }
 
-func (h *hashOps) popFree(m *Map) uint64 {
+// drainLimbo moves every element whose grace period has passed from Limbo
+// to Free. Elements move one at a time (pop, push): a crash in between
+// leaks one element, never corrupts a list.
+func (h *hashOps) drainLimbo(m *Map) {
 	d := m.d
+	done := m.rcuWords.Completed.Load()
 	for {
-		hd := d.FreeHead.Load()
-		off := hd & offMask
+		off := h.pop(m, &d.Limbo)
 		if off == 0 {
+			return
+		}
+		if h.tail(m, off).Retired.Load() >= done {
+			h.push(m, &d.Limbo, off) // retired after our grace period began
+			return
+		}
+		h.push(m, &d.FreeHead, off)
+	}
+}
+
+func (h *hashOps) pop(m *Map, head *atomic.Uint64) uint64 {
+	for {
+		hd := head.Load()
+		off := hd & offMask
+		if off == 0 || !h.inPool(m, off) {
 			return 0
 		}
-		if !h.inPool(m, off) {
-			return 0
-		}
-		next := h.elem(m, off).FreeNext.Load()
-		if d.FreeHead.CompareAndSwap(hd, nextHead(hd, next)) {
+		next := h.tail(m, off).FreeNext.Load()
+		if head.CompareAndSwap(hd, nextHead(hd, next)) {
 			return off
 		}
 	}
 }
 
-// putElem gives back an element. retired says it was visible to readers:
-// it then goes back only after a grace period (prealloc: the next taker
-// waits for one; otherwise RCU frees it).
-func (h *hashOps) putElem(m *Map, off uint64, retired bool) {
-	e := h.elem(m, off)
-	e.State.Store(elemFree)
-	if retired {
-		e.Retired.Store(m.rcuWords.Epoch.Load())
-	} else {
-		e.Retired.Store(0)
+func (h *hashOps) push(m *Map, head *atomic.Uint64, off uint64) {
+	t := h.tail(m, off)
+	for {
+		hd := head.Load()
+		t.FreeNext.Store(hd & offMask)
+		if head.CompareAndSwap(hd, nextHead(hd, off)) {
+			return
+		}
 	}
+}
+
+// putElem gives back an element. retired says it was visible to readers:
+// it then waits in Limbo for a grace period (without prealloc, RCU frees
+// it after one).
+func (h *hashOps) putElem(m *Map, off uint64, retired bool) {
+	h.elem(m, off).State.Store(elemFree)
 	if !h.prealloc(m) {
 		if retired {
 			m.rcu.Retire(off)
@@ -323,14 +366,12 @@ func (h *hashOps) putElem(m *Map, off uint64, retired bool) {
 		}
 		return
 	}
-	d := m.d
-	for {
-		hd := d.FreeHead.Load()
-		e.FreeNext.Store(hd & offMask)
-		if d.FreeHead.CompareAndSwap(hd, nextHead(hd, off)) {
-			return
-		}
+	if !retired {
+		h.push(m, &m.d.FreeHead, off)
+		return
 	}
+	h.tail(m, off).Retired.Store(m.rcuWords.Epoch.Load())
+	h.push(m, &m.d.Limbo, off)
 }
 
 func (h *hashOps) inPool(m *Map, off uint64) bool {
@@ -351,7 +392,7 @@ func (h *hashOps) fill(m *Map, off uint64, hash uint32, key, value []byte) {
 		clear(storage(p, m.stride))
 		m.copyIn(p, value)
 	}
-	e.Ref.Store(1) // LRU: a new element gets one pass of the clock
+	h.tail(m, off).Ref.Store(1) // LRU: a new element gets one pass of the clock
 	e.State.Store(elemLive)
 }
 
@@ -516,34 +557,40 @@ func (h *hashOps) nextKey(m *Map, key, next []byte) error {
 	return ErrKeyNotExist
 }
 
-// evict takes the element the LRU clock points at, giving referenced
-// elements a second chance, unlinks it and returns it (0 if none could be
-// evicted). Program lookups set Ref; user-space lookups do not, as in the
-// kernel.
-func (h *hashOps) evict(m *Map) uint64 {
+// evictBatch is how many elements an LRU map evicts at once when it has
+// none free: the kernel's target_free, clamp(max_entries/ncpu/2, 1, 128).
+func (h *hashOps) evictBatch(m *Map) int {
+	return int(min(max(m.maxEntries/uint32(m.ncpu)/2, 1), 128))
+}
+
+// evict moves up to n elements from the buckets to Limbo, choosing with a
+// clock over the pool: an element whose Ref is set gets a second chance
+// (its Ref is cleared), one without is evicted. Program lookups and new
+// inserts set Ref; user-space lookups do not, as in the kernel. If a whole
+// turn of the clock finds nothing unreferenced it takes what it finds.
+func (h *hashOps) evict(m *Map, n int) {
 	d := m.d
-	for scanned := uint32(0); scanned < 2*d.PoolLen+1; scanned++ {
+	for scanned := uint32(0); n > 0 && scanned < 2*d.PoolLen+1; scanned++ {
 		off := d.Pool + (d.Clock.Add(1)%uint64(d.PoolLen))*uint64(d.ElemSize)
-		e := h.elem(m, off)
+		e, t := h.elem(m, off), h.tail(m, off)
 		if e.State.Load() != elemLive {
 			continue
 		}
-		if e.Ref.Load() != 0 && scanned < d.PoolLen {
-			e.Ref.Store(0)
+		if t.Ref.Load() != 0 && scanned < d.PoolLen {
+			t.Ref.Store(0)
 			continue
 		}
 		b := h.bucket(m, e.Hash)
 		h.lockBucket(m, b)
 		if e.State.Load() == elemLive && h.unlink(m, b, off) {
-			e.State.Store(elemFree)
-			e.Retired.Store(m.rcuWords.Epoch.Load())
 			m.d.Count.Add(-1)
 			b.Lock.Unlock()
-			return off
+			h.putElem(m, off, true)
+			n--
+			continue
 		}
 		b.Lock.Unlock()
 	}
-	return 0
 }
 
 // Count is the number of elements in a hash map.

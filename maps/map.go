@@ -38,6 +38,8 @@ type Map struct {
 	stride     uint32 // round_up(valueSize, 8)
 
 	canRead, canWrite bool
+
+	errMiss error // "lookup map NAME: key does not exist", built once
 }
 
 // Create creates a map in the region and returns a handle on it. Checks
@@ -148,6 +150,7 @@ func (m *Map) validateDesc() error {
 }
 
 func (m *Map) setAccess(flags uint32) {
+	m.errMiss = m.errorf("lookup", ErrKeyNotExist)
 	m.canRead = flags&FlagWrOnly == 0
 	m.canWrite = flags&FlagRdOnly == 0
 }
