@@ -129,6 +129,39 @@ func TestOwnerIgnoresWaitersBit(t *testing.T) {
 	}
 }
 
+// TestBadTagPanics: a zero tag would make Lock a no-op (CAS 0 → 0) that
+// excludes no one; a tag with bit 31 would read as the waiters bit. Both are
+// refused loudly.
+func TestBadTagPanics(t *testing.T) {
+	mustPanic := func(what string, f func()) {
+		t.Helper()
+		defer func() {
+			if recover() == nil {
+				t.Errorf("%s did not panic", what)
+			}
+		}()
+		f()
+	}
+	for _, kind := range kinds {
+		l, w := newWord(kind)
+		mustPanic(kind+": Lock of a free lock with tag 0", func() { l.Lock(&lock.Holder{}) })
+		w.Store(5)
+		mustPanic(kind+": Lock of a held lock with tag 0", func() { l.Lock(&lock.Holder{}) })
+		mustPanic(kind+": Lock of a held lock with bit 31 set", func() { l.Lock(&lock.Holder{Tag: lock.WaitersBit | 1}) })
+		if got := w.Load(); got != 5 {
+			t.Errorf("%s: word = %#x after refused Locks, want the holder 5", kind, got)
+		}
+	}
+	var l lock.SpinLock
+	mustPanic("TryLock with tag 0", func() { l.TryLock(&lock.Holder{}) })
+	mustPanic("TryLock with bit 31 set", func() { l.TryLock(&lock.Holder{Tag: lock.WaitersBit}) })
+	var m lock.Mutex
+	mustPanic("LockTimeout with tag 0", func() { m.LockTimeout(&lock.Holder{}, time.Second) })
+	if l.Owner() != 0 || m.Owner() != 0 {
+		t.Errorf("refused locks left owners %d and %d, want 0", l.Owner(), m.Owner())
+	}
+}
+
 // TestFastPath: an uncontended Lock stores the bare tag (no waiters bit, so
 // Unlock makes no system call), and Unlock clears the word.
 func TestFastPath(t *testing.T) {

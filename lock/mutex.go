@@ -22,13 +22,15 @@ type Mutex struct {
 // Lock takes the mutex. recovered is true when the previous owner died while
 // holding it: the caller holds the mutex and must repair what it protects.
 func (m *Mutex) Lock(h *Holder) (recovered bool) {
-	if m.w.CompareAndSwap(0, h.Tag) {
+	if m.w.CompareAndSwap(0, h.Tag) && h.Tag != 0 {
 		return false
 	}
 	return m.lockSlow(h)
 }
 
-// lockSlow is Lock's contended path, kept out of line so that Lock inlines.
+// lockSlow is Lock's contended path, kept out of line so that Lock inlines
+// (its cost is exactly at the inliner's budget: check with -gcflags=-m
+// after any change). It also rejects a zero tag the fast path let through.
 //
 //go:noinline
 func (m *Mutex) lockSlow(h *Holder) (recovered bool) {
@@ -39,7 +41,7 @@ func (m *Mutex) lockSlow(h *Holder) (recovered bool) {
 // LockTimeout is Lock with a bound on the wait; ok is false if the mutex
 // could not be taken within d.
 func (m *Mutex) LockTimeout(h *Holder, d time.Duration) (recovered, ok bool) {
-	if m.w.CompareAndSwap(0, h.Tag) {
+	if m.w.CompareAndSwap(0, h.Tag) && h.Tag != 0 {
 		return false, true
 	}
 	return acquire(&m.w, h, mutexSpinRounds, KindMutex, time.Now().Add(d))

@@ -1,5 +1,7 @@
 package lock
 
+import "errors"
+
 // WaitersBit is set in a lock word when a waiter may sleep on its futex.
 const WaitersBit = 1 << 31
 
@@ -32,3 +34,15 @@ type Holder struct {
 	Tag    uint32
 	Owners Owners
 }
+
+// checkTag panics unless h.Tag is a valid tag. A zero tag would make Lock
+// succeed at once (CAS 0 → 0) and exclude no one; bit 31 would read as
+// WaitersBit. The fast paths only test for zero (inlining budget); the slow
+// path and TryLock call this.
+func (h *Holder) checkTag() {
+	if h.Tag-1 >= TagMask { // 0 wraps around
+		panic(errBadTag)
+	}
+}
+
+var errBadTag = errors.New("lock: holder tag is 0 or has bit 31 set")

@@ -17,13 +17,15 @@ type SpinLock struct {
 // Lock takes the lock, spinning briefly and then sleeping on its futex. It
 // returns true if the lock was taken over from a dead owner.
 func (l *SpinLock) Lock(h *Holder) (recovered bool) {
-	if l.w.CompareAndSwap(0, h.Tag) {
+	if l.w.CompareAndSwap(0, h.Tag) && h.Tag != 0 {
 		return false
 	}
 	return l.lockSlow(h)
 }
 
-// lockSlow is Lock's contended path, kept out of line so that Lock inlines.
+// lockSlow is Lock's contended path, kept out of line so that Lock inlines
+// (its cost is exactly at the inliner's budget: check with -gcflags=-m
+// after any change). It also rejects a zero tag the fast path let through.
 //
 //go:noinline
 func (l *SpinLock) lockSlow(h *Holder) (recovered bool) {
@@ -32,7 +34,10 @@ func (l *SpinLock) lockSlow(h *Holder) (recovered bool) {
 }
 
 // TryLock takes the lock if it is free and reports whether it did.
-func (l *SpinLock) TryLock(h *Holder) bool { return l.w.CompareAndSwap(0, h.Tag) }
+func (l *SpinLock) TryLock(h *Holder) bool {
+	h.checkTag()
+	return l.w.CompareAndSwap(0, h.Tag)
+}
 
 // Unlock releases the lock. Unlocking a lock one does not hold is a bug the
 // lock does not detect (as with bpf_spin_unlock).

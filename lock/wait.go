@@ -22,6 +22,7 @@ var (
 // returns ok=false when it passes. recovered is true when the lock was taken
 // over from a dead owner.
 func acquire(w *atomic.Uint32, h *Holder, spins int, kind Kind, deadline time.Time) (recovered, ok bool) {
+	h.checkTag()
 	for i := 0; i < spins; i++ {
 		v := w.Load()
 		if v == 0 && w.CompareAndSwap(0, h.Tag) {
