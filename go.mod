@@ -3,6 +3,7 @@ module github.com/userbpf/userbpf
 go 1.26.8
 
 require (
+	github.com/cilium/ebpf v0.22.0
 	github.com/spf13/cobra v1.10.2
 	golang.org/x/sys v0.49.0
 )

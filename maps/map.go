@@ -241,3 +241,15 @@ func (m *Map) checkLockFlag(flags uint64) error {
 func (m *Map) valueLock(p unsafe.Pointer) *lock.SpinLock {
 	return (*lock.SpinLock)(unsafe.Add(p, m.lockOff))
 }
+
+// Storage is the region memory the map's data takes, in bytes (values,
+// buckets, element pool; not the descriptor).
+func (m *Map) Storage() uint64 {
+	switch o := m.ops.(type) {
+	case *hashOps:
+		return uint64(m.d.NBuckets)*bucketSize + uint64(m.d.PoolLen)*uint64(m.d.ElemSize)
+	case arrayOps:
+		return o.slots(m) * uint64(m.stride)
+	}
+	return 0
+}

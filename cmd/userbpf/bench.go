@@ -14,6 +14,7 @@ import (
 // suites are the benchmark suites `userbpf bench` knows.
 var suites = map[string]func(*bench.Env) ([]bench.Result, error){
 	"sync": bench.Sync,
+	"maps": bench.Maps,
 }
 
 func benchCmd(g *globals) *cobra.Command {
@@ -24,7 +25,8 @@ func benchCmd(g *globals) *cobra.Command {
 		Long: `Run benchmark suites. Each figure is a median; where the kernel has an
 equivalent it is measured in the same run and the ratio is printed.
 
-Suites: sync (value lock, RCU, Synchronize vs membarrier, allocator).`,
+Suites: sync (value lock, RCU, Synchronize vs membarrier, allocator),
+maps (hash and array commands against bpf(2), allocations, locked values, memory).`,
 		Example: "  userbpf bench sync\n  userbpf bench sync --json",
 		RunE: func(_ *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -39,7 +41,7 @@ Suites: sync (value lock, RCU, Synchronize vs membarrier, allocator).`,
 			for _, name := range args {
 				run, ok := suites[name]
 				if !ok {
-					return usageError{fmt.Errorf("unknown bench suite %q (have: sync)", name)}
+					return usageError{fmt.Errorf("unknown bench suite %q (have: sync, maps)", name)}
 				}
 				res, err := run(env)
 				if err != nil {
