@@ -9,6 +9,15 @@ func (m *Map) Lookup(key, value []byte, flags uint64) error {
 	if err := m.lookupCheck(key, value, flags); err != nil {
 		return m.errorf("lookup", err)
 	}
+	if m.stable {
+		// Array slots never move or go away: no read-side section needed.
+		p := m.opLookupElem(key)
+		if p == nil {
+			return m.errMiss
+		}
+		m.copyOutAny(value, p, flags)
+		return nil
+	}
 	found := false
 	m.rcu.Read(func() {
 		if p := m.opLookupElem(key); p != nil {

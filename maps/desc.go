@@ -35,10 +35,9 @@ const noLock = ^uint32(0)
 //	64  PoolLen u32     hash: elements in the pool
 //	68  Frozen u32      1 once frozen (never cleared)
 //	72  Count i64       hash: elements linked in buckets
-//	80  FreeHead u64    hash: tagged head of the element free list
-//	88  Clock u64       LRU: eviction clock hand
-//	96  Limbo u64       hash: tagged head of elements waiting for a grace period
-//	104 (reserved)
+//	80  Lists           hash: the element lists (elemLists: Free, Limbo, Clock)
+//	104 Parts u64       LRU with BPF_F_NO_COMMON_LRU: ncpu × 64-byte elemLists, one per CPU
+//	112 (reserved)
 type desc struct {
 	Magic      uint32
 	Version    uint32
@@ -57,10 +56,9 @@ type desc struct {
 	PoolLen    uint32
 	Frozen     atomic.Uint32
 	Count      atomic.Int64
-	FreeHead   atomic.Uint64
-	Clock      atomic.Uint64
-	Limbo      atomic.Uint64
-	_          [24]byte
+	Lists      elemLists
+	Parts      uint64
+	_          [16]byte
 }
 
 const descSize = 128

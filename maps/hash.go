@@ -71,6 +71,19 @@ type elem struct {
 	State atomic.Uint32
 }
 
+// elemLists are the lists preallocated elements move between (24 bytes;
+// one set in the descriptor, or one per CPU for BPF_F_NO_COMMON_LRU, each
+// in its own 64-byte line):
+//
+//	0   Free u64   tagged head: elements ready for use
+//	8   Limbo u64  tagged head: elements unlinked, waiting for a grace period
+//	16  Clock u64  LRU clock hand over this set's part of the pool
+type elemLists struct {
+	Free  atomic.Uint64
+	Limbo atomic.Uint64
+	Clock atomic.Uint64
+}
+
 type elemTailFields struct {
 	FreeNext atomic.Uint64
 	Retired  atomic.Uint64
@@ -157,16 +170,70 @@ func (h *hashOps) alloc(m *Map) error {
 		return fmt.Errorf("%w: %d preallocated elements: %v", ErrNoMemory, d.PoolLen, err)
 	}
 	d.Pool = pool
-	// Chain every element on the free list, first element on top.
+	if h.perCPULRU(m) {
+		parts, err := m.region.Alloc(uint64(m.ncpu) * 64)
+		if err != nil {
+			m.region.Free(buckets)
+			m.region.Free(pool)
+			return fmt.Errorf("%w: per-CPU LRU lists: %v", ErrNoMemory, err)
+		}
+		d.Parts = parts
+	}
+	// Chain every element on its set's free list, first element on top.
 	for i := d.PoolLen; i > 0; i-- {
 		off := pool + uint64(i-1)*uint64(d.ElemSize)
-		h.tail(m, off).FreeNext.Store(d.FreeHead.Load() & offMask)
-		d.FreeHead.Store(off)
+		l := h.listsOf(m, off)
+		h.tail(m, off).FreeNext.Store(l.Free.Load() & offMask)
+		l.Free.Store(off)
 	}
 	return nil
 }
 
+// perCPULRU says the pool is split into one part per CPU, each with its
+// own lists: an insert on CPU c takes (and evicts) only from part c.
+func (h *hashOps) perCPULRU(m *Map) bool { return h.lru && m.flags&FlagNoCommonLRU != 0 }
+
+// partLen is the number of pool elements in one list set.
+func (h *hashOps) partLen(m *Map) uint32 {
+	if h.perCPULRU(m) {
+		return m.d.PoolLen / uint32(m.ncpu)
+	}
+	return m.d.PoolLen
+}
+
+// lists returns list set p (0 unless per-CPU LRU).
+func (h *hashOps) lists(m *Map, p int) *elemLists {
+	if !h.perCPULRU(m) {
+		return &m.d.Lists
+	}
+	return (*elemLists)(m.region.Pointer(m.d.Parts + uint64(p)*64))
+}
+
+// listsOf returns the list set element off belongs to.
+func (h *hashOps) listsOf(m *Map, off uint64) *elemLists {
+	return h.lists(m, h.partOf(m, off))
+}
+
+func (h *hashOps) partOf(m *Map, off uint64) int {
+	if !h.perCPULRU(m) {
+		return 0
+	}
+	return int((off - m.d.Pool) / uint64(m.d.ElemSize) / uint64(h.partLen(m)))
+}
+
+// insertPart is the list set an insert from this thread uses: the CPU it
+// runs on, as the kernel uses the current CPU's LRU list.
+func (h *hashOps) insertPart(m *Map) int {
+	if !h.perCPULRU(m) {
+		return 0
+	}
+	return currentCPU() % m.ncpu
+}
+
 func (h *hashOps) free(m *Map) {
+	if m.d.Parts != 0 {
+		m.region.Free(m.d.Parts)
+	}
 	if m.d.Pool != 0 {
 		m.region.Free(m.d.Pool)
 	}
@@ -184,6 +251,14 @@ func (h *hashOps) validate(m *Map) error {
 	}
 	if d.Pool != 0 {
 		if _, err := m.region.Bytes(d.Pool, uint64(d.PoolLen)*uint64(d.ElemSize)); err != nil {
+			return err
+		}
+	}
+	if h.perCPULRU(m) {
+		if d.PoolLen%d.NCPU != 0 {
+			return fmt.Errorf("per-CPU LRU pool of %d elements does not split over %d CPUs", d.PoolLen, d.NCPU)
+		}
+		if _, err := m.region.Bytes(d.Parts, uint64(d.NCPU)*64); err != nil {
 			return err
 		}
 	}
@@ -289,17 +364,18 @@ func (h *hashOps) getElem(m *Map) (uint64, error) {
 		}
 		return off, nil
 	}
-	d := m.d
+	part := h.insertPart(m)
+	l := h.lists(m, part)
 	for tries := 0; ; tries++ {
-		if off := h.pop(m, &d.FreeHead); off != 0 {
+		if off := h.pop(m, &l.Free); off != 0 {
 			return off, nil
 		}
-		if h.lru && d.Limbo.Load()&offMask == 0 {
-			h.evict(m, h.evictBatch(m))
+		if h.lru && l.Limbo.Load()&offMask == 0 {
+			h.evict(m, part, h.evictBatch(m))
 		}
-		if d.Limbo.Load()&offMask != 0 {
+		if l.Limbo.Load()&offMask != 0 {
 			m.rcu.Synchronize()
-			h.drainLimbo(m)
+			h.drainLimbo(m, l)
 			continue
 		}
 		if tries > 1000 {
@@ -312,19 +388,18 @@ func (h *hashOps) getElem(m *Map) (uint64, error) {
 // drainLimbo moves every element whose grace period has passed from Limbo
 // to Free. Elements move one at a time (pop, push): a crash in between
 // leaks one element, never corrupts a list.
-func (h *hashOps) drainLimbo(m *Map) {
-	d := m.d
+func (h *hashOps) drainLimbo(m *Map, l *elemLists) {
 	done := m.rcuWords.Completed.Load()
 	for {
-		off := h.pop(m, &d.Limbo)
+		off := h.pop(m, &l.Limbo)
 		if off == 0 {
 			return
 		}
 		if h.tail(m, off).Retired.Load() >= done {
-			h.push(m, &d.Limbo, off) // retired after our grace period began
+			h.push(m, &l.Limbo, off) // retired after our grace period began
 			return
 		}
-		h.push(m, &d.FreeHead, off)
+		h.push(m, &l.Free, off)
 	}
 }
 
@@ -366,12 +441,13 @@ func (h *hashOps) putElem(m *Map, off uint64, retired bool) {
 		}
 		return
 	}
+	l := h.listsOf(m, off)
 	if !retired {
-		h.push(m, &m.d.FreeHead, off)
+		h.push(m, &l.Free, off)
 		return
 	}
 	h.tail(m, off).Retired.Store(m.rcuWords.Epoch.Load())
-	h.push(m, &m.d.Limbo, off)
+	h.push(m, &l.Limbo, off)
 }
 
 func (h *hashOps) inPool(m *Map, off uint64) bool {
@@ -560,6 +636,9 @@ func (h *hashOps) nextKey(m *Map, key, next []byte) error {
 // evictBatch is how many elements an LRU map evicts at once when it has
 // none free: the kernel's target_free, clamp(max_entries/ncpu/2, 1, 128).
 func (h *hashOps) evictBatch(m *Map) int {
+	if h.perCPULRU(m) {
+		return 4 // the kernel's per-CPU LRU shrinks 4 at a time
+	}
 	return int(min(max(m.maxEntries/uint32(m.ncpu)/2, 1), 128))
 }
 
@@ -568,15 +647,18 @@ func (h *hashOps) evictBatch(m *Map) int {
 // (its Ref is cleared), one without is evicted. Program lookups and new
 // inserts set Ref; user-space lookups do not, as in the kernel. If a whole
 // turn of the clock finds nothing unreferenced it takes what it finds.
-func (h *hashOps) evict(m *Map, n int) {
+func (h *hashOps) evict(m *Map, part, n int) {
 	d := m.d
-	for scanned := uint32(0); n > 0 && scanned < 2*d.PoolLen+1; scanned++ {
-		off := d.Pool + (d.Clock.Add(1)%uint64(d.PoolLen))*uint64(d.ElemSize)
+	l := h.lists(m, part)
+	per := h.partLen(m)
+	first := uint64(part) * uint64(per)
+	for scanned := uint32(0); n > 0 && scanned < 2*per+1; scanned++ {
+		off := d.Pool + (first+l.Clock.Add(1)%uint64(per))*uint64(d.ElemSize)
 		e, t := h.elem(m, off), h.tail(m, off)
 		if e.State.Load() != elemLive {
 			continue
 		}
-		if t.Ref.Load() != 0 && scanned < d.PoolLen {
+		if t.Ref.Load() != 0 && scanned < per {
 			t.Ref.Store(0)
 			continue
 		}

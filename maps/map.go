@@ -38,6 +38,7 @@ type Map struct {
 	stride     uint32 // round_up(valueSize, 8)
 
 	canRead, canWrite bool
+	stable            bool // values never move (arrays): lookups need no RCU section
 
 	errMiss error // "lookup map NAME: key does not exist", built once
 }
@@ -126,6 +127,7 @@ func (m *Map) loadDesc() {
 	if m.ops == nil {
 		m.ops = registry[m.typ]
 	}
+	_, m.stable = m.ops.(arrayOps)
 }
 
 // validateDesc checks a descriptor another process wrote before this one
