@@ -21,27 +21,40 @@ const (
 
 // Wait sleeps while *addr == val, for at most timeout (forever if timeout <= 0).
 //
-// It returns true if it was woken (or the word no longer held val when the
-// call began, or a signal interrupted it: callers always re-check their
-// condition), and false if the timeout expired. EINTR and EAGAIN are handled
-// here; any other error from the kernel is a programming error on our side
-// (bad address) and also reported as a wake, so callers re-check.
+// It returns true if it was woken, or the word no longer held val when the
+// call began (EAGAIN); callers always re-check their condition. It returns
+// false only when the timeout expired. A signal interrupts a timed
+// FUTEX_WAIT with EINTR even under SA_RESTART; Wait then sleeps on for the
+// time left, so that a caller which checks something on "false" (a lock's
+// holder still alive?) is not put off indefinitely by a stream of signals.
+// Any other error from the kernel is a programming error on our side (bad
+// or misaligned address) and reported as a wake, so callers re-check.
 func Wait(addr *atomic.Uint32, val uint32, timeout time.Duration) bool {
-	var tsp unsafe.Pointer
-	var ts unix.Timespec
+	var end time.Time
 	if timeout > 0 {
-		ts = unix.NsecToTimespec(int64(timeout))
-		tsp = unsafe.Pointer(&ts)
+		end = time.Now().Add(timeout)
 	}
-	_, _, errno := unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), opWait,
-		uintptr(val), uintptr(tsp), 0, 0)
-	switch errno {
-	case 0, unix.EAGAIN, unix.EINTR:
-		return true
-	case unix.ETIMEDOUT:
-		return false
-	default:
-		return true
+	for {
+		var tsp unsafe.Pointer
+		var ts unix.Timespec
+		if timeout > 0 {
+			ts = unix.NsecToTimespec(int64(timeout))
+			tsp = unsafe.Pointer(&ts)
+		}
+		_, _, errno := unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), opWait,
+			uintptr(val), uintptr(tsp), 0, 0)
+		switch errno {
+		case unix.EINTR:
+			if timeout > 0 {
+				if timeout = time.Until(end); timeout <= 0 {
+					return false
+				}
+			}
+		case unix.ETIMEDOUT:
+			return false
+		default: // 0 (woken), EAGAIN (*addr != val), or our bug
+			return true
+		}
 	}
 }
 

@@ -39,6 +39,29 @@ func TestWaitValueDiffers(t *testing.T) {
 	}
 }
 
+// TestWaitSignal: a signal handled by the sleeping thread interrupts a
+// timed FUTEX_WAIT with EINTR (even with SA_RESTART, which Go uses). Wait
+// must sleep on for the rest of its timeout and report the timeout: callers
+// use "false" as "time to check whether the holder is alive", which a
+// steady stream of signals must not postpone forever.
+func TestWaitSignal(t *testing.T) {
+	var w atomic.Uint32
+	res := make(chan bool)
+	go func() { res <- futex.Wait(&w, 0, time.Second) }()
+	pid, addr := self(&w)
+	futextest.Await(t, pid, addr, 1)
+	for _, tid := range futextest.SleeperTIDs(pid, addr) {
+		// SIGURG: the runtime's preemption signal, ignored when there is
+		// nothing to preempt (the goroutine is in a system call).
+		if err := unix.Tgkill(pid, tid, unix.SIGURG); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if <-res {
+		t.Fatal("Wait returned true (woken), but nobody woke it and the word never changed: EINTR taken for a wake-up")
+	}
+}
+
 func TestWakeNobody(t *testing.T) {
 	var w atomic.Uint32
 	if n := futex.Wake(&w, 1); n != 0 {

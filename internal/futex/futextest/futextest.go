@@ -18,13 +18,16 @@ import (
 // FUTEX_WAIT (the private flag clear, as package futex waits) on addr, or
 // on any address if addr is 0. The Go runtime's own futex waits are
 // private and never counted.
-func Sleepers(pid int, addr uintptr) int {
+func Sleepers(pid int, addr uintptr) int { return len(SleeperTIDs(pid, addr)) }
+
+// SleeperTIDs lists the thread ids of the threads Sleepers counts.
+func SleeperTIDs(pid int, addr uintptr) []int {
 	dir := "/proc/" + strconv.Itoa(pid) + "/task"
 	tasks, err := os.ReadDir(dir)
 	if err != nil {
-		return 0
+		return nil
 	}
-	n := 0
+	var tids []int
 	for _, t := range tasks {
 		b, err := os.ReadFile(dir + "/" + t.Name() + "/syscall")
 		if err != nil {
@@ -41,10 +44,12 @@ func Sleepers(pid int, addr uintptr) int {
 			continue
 		}
 		if addr == 0 || uintptr(a) == addr {
-			n++
+			if tid, err := strconv.Atoi(t.Name()); err == nil {
+				tids = append(tids, tid)
+			}
 		}
 	}
-	return n
+	return tids
 }
 
 // Await returns once at least n threads of pid sleep as Sleepers counts
