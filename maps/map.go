@@ -100,6 +100,9 @@ func Open(r *shm.Region, d *rcu.Domain, name string, flags uint32) (*Map, error)
 		return nil, fmt.Errorf("open map %q: %w: flags %#x", name, ErrInvalid, flags)
 	}
 	o, err := r.Lookup(name)
+	if errors.Is(err, shm.ErrNotExist) {
+		return nil, fmt.Errorf("open map %q: %w: region %s has no such map", name, shm.ErrNotExist, r.Path())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open map %q: %w", name, err)
 	}
