@@ -14,7 +14,9 @@ func (r *Region) link(off uint64) *atomic.Uint64 {
 // Alloc returns the offset of a zeroed block of at least size bytes.
 // Blocks up to MaxClassSize come from size classes; larger ones are runs of
 // whole spans (64 KiB aligned). Alloc is safe from any goroutine of any
-// attached process. A process killed inside Alloc leaks at most that block.
+// attached process. A process killed inside Alloc leaks at most that block
+// (or, killed just after reserving a fresh span, that span, which Check
+// reports as unpublished).
 func (r *Region) Alloc(size uint64) (uint64, error) {
 	switch {
 	case r.closed.Load():
@@ -30,10 +32,7 @@ func (r *Region) Alloc(size uint64) (uint64, error) {
 		h := head.Load()
 		off := h & offMask
 		if off == 0 {
-			if err := r.carve(c); err != nil {
-				return 0, err
-			}
-			continue
+			return r.carve(c)
 		}
 		if !r.blockOf(off, c) {
 			return 0, r.corrupt("class %d free list: block %#x", classSize(c), off)
@@ -46,8 +45,10 @@ func (r *Region) Alloc(size uint64) (uint64, error) {
 			continue
 		}
 		if head.CompareAndSwap(h, nextHead(h, next)) {
+			crashPoint(sitePopped)
 			r.self.AllocInflight.Store(off)
 			clear(unsafe.Slice((*byte)(unsafe.Add(r.base, off)), classSize(c)))
+			crashPoint(siteInflight)
 			r.self.AllocInflight.Store(0)
 			return off, nil
 		}
@@ -87,29 +88,82 @@ func (r *Region) push(head *atomic.Uint64, first, last uint64) {
 	for {
 		h := head.Load()
 		r.link(last).Store(h & offMask)
+		crashPoint(sitePushLinked)
 		if head.CompareAndSwap(h, nextHead(h, first)) {
 			return
 		}
 	}
 }
 
-// carve takes a fresh span for class c, links its blocks into a chain and
-// pushes the chain with one CAS. A crash before that CAS leaks the span
-// (Check reports it as unpublished); the lists are never touched.
-func (r *Region) carve(c int) error {
-	s, err := r.reserveSpans(1)
-	if err != nil {
-		return err
-	}
-	base := r.hdrCopy.heapOff + s*SpanSize
+// carve hands out the next never-used block of class c. Each class has a
+// carving span whose blocks are handed out in address order; the header's
+// cursor Carve[c] holds the offset of its next unused block (0: none, or
+// used up). Taking a block is one CAS that advances the cursor; starting a
+// span is one CAS that points the cursor into a span just reserved. Fresh
+// blocks are new file space, already zero.
+//
+// A process killed anywhere here leaks at most the block it was taking: a
+// span reserved but not installed is not described in the span table
+// (Check counts it as unpublished), and a span installed but not yet
+// described is described by whoever takes its next block (and counted by
+// Check from the cursor). Nothing is ever reachable only through a step a
+// dead process did not finish.
+func (r *Region) carve(c int) (uint64, error) {
+	cursor := &r.hdr.Carve[c]
 	size := classSize(c)
-	last := base + SpanSize - size
-	for off := base; off < last; off += size {
-		r.link(off).Store(off + size)
+	heap := r.hdrCopy.heapOff
+	for {
+		off := cursor.Load()
+		if off != 0 {
+			s, ok := r.carvingSpan(off, c)
+			if !ok {
+				if cursor.Load() != off {
+					continue
+				}
+				return 0, r.corrupt("class %d carving cursor %#x", size, off)
+			}
+			// The installer may have died before describing the span.
+			r.setSpanKind(s, spanClassTag+byte(c))
+			next := off + size
+			if (next-heap)%SpanSize == 0 {
+				next = 0
+			}
+			if cursor.CompareAndSwap(off, next) {
+				return off, nil
+			}
+			continue
+		}
+		s, err := r.reserveSpans(1)
+		if err != nil {
+			return 0, err
+		}
+		crashPoint(siteCarveReserved)
+		base := heap + s*SpanSize
+		if cursor.CompareAndSwap(0, base+size) {
+			crashPoint(siteCarveInstalled)
+			r.setSpanKind(s, spanClassTag+byte(c))
+			return base, nil
+		}
+		// Another process installed a span first. Ours becomes a free run
+		// of one span (a kill between these two steps leaks it: one block).
+		r.setSpanKind(s, spanRunHead)
+		crashPoint(siteSpareDescribed)
+		r.push(&r.hdr.RunHead[runList(1)], base, base)
 	}
-	r.setSpanKind(s, spanClassTag+byte(c))
-	r.push(&r.hdr.ClassHead[c].v, base, last)
-	return nil
+}
+
+// carvingSpan checks that off can be class c's carving cursor: a block
+// start of the class inside the heap's used part, past the first block of
+// its span, in a span of the class or not yet described. It returns the
+// span's index.
+func (r *Region) carvingSpan(off uint64, c int) (uint64, bool) {
+	kind, ok := r.spanKindAt(off)
+	rel := off - r.hdrCopy.heapOff
+	if !ok || rel%classSize(c) != 0 || rel%SpanSize == 0 ||
+		kind != spanUnknown && kind != spanClassTag+byte(c) {
+		return 0, false
+	}
+	return rel / SpanSize, true
 }
 
 // allocRun returns a zeroed run of at least n spans.
@@ -117,7 +171,7 @@ func (r *Region) allocRun(n uint64) (uint64, error) {
 	n = runSpans(n)
 	if n > r.hdrCopy.maxSpans {
 		r.hdr.Counters[CounterFullErrors].Add(1)
-		return 0, detail(ErrRegionFull, "run of %d spans exceeds the region's size limit", n)
+		return 0, pathErr("grow", r.path, detail(ErrRegionFull, "a run of %d spans exceeds the size limit of %d bytes", n, r.hdrCopy.limit))
 	}
 	head := &r.hdr.RunHead[runList(n)]
 	for {
@@ -137,8 +191,10 @@ func (r *Region) allocRun(n uint64) (uint64, error) {
 			continue
 		}
 		if head.CompareAndSwap(h, nextHead(h, next)) {
+			crashPoint(sitePopped)
 			r.self.AllocInflight.Store(off)
 			clear(unsafe.Slice((*byte)(unsafe.Add(r.base, off)), n*SpanSize))
+			crashPoint(siteInflight)
 			r.self.AllocInflight.Store(0)
 			return off, nil
 		}
@@ -147,13 +203,20 @@ func (r *Region) allocRun(n uint64) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	crashPoint(siteRunReserved)
 	// Tails first, head last: a crash in between leaves tails without a
-	// head, which Check reports as unpublished spans.
+	// head, which Check reports as unpublished spans. The run is recorded
+	// in flight before its head is written, so a crash after that frees it
+	// in the reaper, like a block popped from a list.
+	off := r.hdrCopy.heapOff + s*SpanSize
+	r.self.AllocInflight.Store(off)
 	for i := uint64(1); i < n; i++ {
 		r.setSpanKind(s+i, spanRunTail)
 	}
 	r.setSpanKind(s, spanRunHead)
-	return r.hdrCopy.heapOff + s*SpanSize, nil // fresh file space is zero
+	crashPoint(siteRunDescribed)
+	r.self.AllocInflight.Store(0)
+	return off, nil // fresh file space is zero
 }
 
 // runLength counts the spans of the run starting at off.

@@ -13,15 +13,16 @@ type Report struct {
 	RunSpans     uint64             // spans in runs
 	Unpublished  uint64             // spans handed out but never described: leaked by a crash mid-carve
 	FreeBlocks   [numClasses]uint64 // blocks on each class's free list
+	FreshBlocks  [numClasses]uint64 // blocks of each class's carving span not yet handed out
 	FreeRunSpans uint64             // spans in runs on the run free lists
 	Problems     []string           // broken invariants; empty when the region is sound
 }
 
-// FreeBytes is the space on the free lists.
+// FreeBytes is the space on the free lists and not yet carved.
 func (rep *Report) FreeBytes() uint64 {
 	n := rep.FreeRunSpans * SpanSize
 	for c, b := range rep.FreeBlocks {
-		n += b * classSize(c)
+		n += (b + rep.FreshBlocks[c]) * classSize(c)
 	}
 	return n
 }
@@ -32,7 +33,8 @@ func (rep *Report) FreeBytes() uint64 {
 //   - every free-list entry is the start of a block of the list's class (or
 //     a run of the list's length) inside the heap;
 //   - no list has a cycle and no block is on a list twice;
-//   - every run tail follows a run head.
+//   - every run tail follows a run head;
+//   - each class's carving cursor points into a span of that class.
 //
 // Leaks are not problems: a process killed mid-allocation leaks at most a
 // block (or, mid-carve, a span, counted as Unpublished). Check reads lists
@@ -40,10 +42,30 @@ func (rep *Report) FreeBytes() uint64 {
 // exact answer.
 func (r *Region) Check() Report {
 	var rep Report
-	brk := r.hdr.Brk.Load()
+	brk := min(r.hdr.Brk.Load(), r.hdrCopy.maxSpans)
 	rep.Spans = brk
+	// A carving span may not be described yet (its installer died first):
+	// the cursor says which class it belongs to.
+	carving := make(map[uint64]int)
+	for c := 0; c < numClasses; c++ {
+		off := r.hdr.Carve[c].Load()
+		if off == 0 {
+			continue
+		}
+		s, ok := r.carvingSpan(off, c)
+		if !ok {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("class %d carving cursor %#x is not a block of the class", classSize(c), off))
+			continue
+		}
+		carving[s] = c
+		rep.FreshBlocks[c] = (SpanSize - (off-r.hdrCopy.heapOff)%SpanSize) / classSize(c)
+	}
 	for s := uint64(0); s < brk; s++ {
-		switch k := r.spanKind(s); {
+		k := r.spanKind(s)
+		if c, ok := carving[s]; ok && k == spanUnknown {
+			k = spanClassTag + byte(c)
+		}
+		switch {
 		case k == spanRunHead:
 			n := r.runLength(r.hdrCopy.heapOff + s*SpanSize)
 			rep.RunSpans += n

@@ -30,6 +30,7 @@ func (r *Region) ensureBacked(top uint64) error {
 			return pathErr("grow", r.path, fmt.Errorf("%w: backing %d bytes: %v", ErrRegionFull, top, err))
 		}
 	}
+	crashPoint(siteGrown)
 	maxStore(&r.hdr.FileSize, want)
 	return nil
 }

@@ -82,6 +82,7 @@ const (
 //	392  DirLock u32       lock.Mutex guarding the directory
 //	448  ClassHead [12]    tagged free-list heads, one 64-byte line each
 //	1216 RunHead [52]u64   tagged free-list heads of span runs
+//	1632 Carve [12]u64     per class: offset of the next unused block of its carving span, 0 if none
 type header struct {
 	Magic      [8]byte
 	Version    uint32
@@ -122,6 +123,7 @@ type header struct {
 
 	ClassHead [numClasses]paddedHead
 	RunHead   [numRunLists]atomic.Uint64
+	Carve     [numClasses]atomic.Uint64
 }
 
 // paddedHead keeps each size class's free-list head on its own cache line.
