@@ -102,7 +102,7 @@ func (a arrayOps) update(m *Map, key, value []byte, flags uint64) error {
 	p := a.slot(m, i)
 	switch {
 	case a.perCPU:
-		m.copyInPerCPU(p, value, true)
+		m.copyInPerCPU(p, value)
 	case flags&FlagLock != 0:
 		l := m.valueLock(p)
 		l.Lock(m.holder)

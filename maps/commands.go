@@ -139,15 +139,17 @@ func (m *Map) LookupAndDelete(key, value []byte, flags uint64) error {
 }
 
 // Freeze makes the map read-only for user space for good. A second freeze
-// is ErrBusy; a map whose value has a spin lock cannot be frozen
-// (ErrNotSupported), as in the kernel.
+// is ErrPermission (a frozen map is no longer writable); a map whose value
+// has a spin lock cannot be frozen (ErrNotSupported), as in the kernel.
 func (m *Map) Freeze() error {
 	var err error
+	// The kernel's order: special fields, then write permission (which a
+	// frozen map has lost, so a second freeze is EPERM), then EBUSY.
 	switch {
 	case m.lockOff != noLock:
 		err = fmt.Errorf("%w: the value has a bpf_spin_lock", ErrNotSupported)
-	case !m.canWrite:
-		err = fmt.Errorf("%w: handle is read-only", ErrPermission)
+	case m.writable() != nil:
+		err = m.writable()
 	case !m.d.Frozen.CompareAndSwap(0, 1):
 		err = fmt.Errorf("%w: already frozen", ErrBusy)
 	}

@@ -115,6 +115,9 @@ func (h *hashOps) allocCheck(s *Spec, ncpu int) error {
 		return fmt.Errorf("%w: per-CPU value size %d is above %d", ErrFull, s.ValueSize, pcpuMinUnitSize)
 	case s.MaxEntries > 1<<31:
 		return fmt.Errorf("%w: max_entries %d is above 2^31", ErrFull, s.MaxEntries)
+	case uint64(1)<<bits.Len32(s.MaxEntries-1) > (1<<32-1)/16:
+		// n_buckets × sizeof(struct bucket) must fit in 32 bits.
+		return fmt.Errorf("%w: max_entries %d needs more than 2^28 buckets", ErrFull, s.MaxEntries)
 	}
 	return nil
 }
@@ -463,7 +466,7 @@ func (h *hashOps) fill(m *Map, off uint64, hash uint32, key, value []byte) {
 	copy(h.key(m, off), key)
 	p := h.value(m, off)
 	if h.perCPU {
-		m.copyInPerCPU(p, value, false)
+		m.copyInPerCPU(p, value)
 	} else {
 		clear(storage(p, m.stride))
 		m.copyIn(p, value)
@@ -504,7 +507,7 @@ func (h *hashOps) update(m *Map, key, value []byte, flags uint64) error {
 			if op == UpdateNoExist {
 				return ErrKeyExist
 			}
-			m.copyInPerCPU(h.value(m, old), value, false)
+			m.copyInPerCPU(h.value(m, old), value)
 			return nil
 		}
 		b.Lock.Unlock()
@@ -525,7 +528,7 @@ func (h *hashOps) update(m *Map, key, value []byte, flags uint64) error {
 		err = ErrKeyNotExist
 	case old != 0 && h.perCPU:
 		// In place (LRU per-CPU with BPF_ANY still consumed an element, as the kernel does).
-		m.copyInPerCPU(h.value(m, old), value, false)
+		m.copyInPerCPU(h.value(m, old), value)
 		b.Lock.Unlock()
 		h.putElem(m, nu, false)
 		return nil

@@ -148,6 +148,7 @@ func (m *Map) validateDesc() error {
 		return fmt.Errorf("bad sizes")
 	}
 	m.ops = ops
+	m.loadDesc() // the geometry checks below use the handle's copies
 	if v, ok := ops.(interface{ validate(*Map) error }); ok {
 		return v.validate(m)
 	}

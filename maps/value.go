@@ -32,20 +32,11 @@ func (m *Map) copyOutPerCPU(dst []byte, p unsafe.Pointer) {
 	copy(dst, storage(p, uint32(m.ncpu)*m.stride))
 }
 
-// copyInPerCPU stores every CPU's copy from src. keepPadding selects the
-// array behaviour (the rounded size is stored, padding round-trips) over the
-// hash behaviour (value_size stored, padding zeroed).
-func (m *Map) copyInPerCPU(p unsafe.Pointer, src []byte, keepPadding bool) {
-	if keepPadding {
-		copy(storage(p, uint32(m.ncpu)*m.stride), src)
-		return
-	}
-	dst := storage(p, uint32(m.ncpu)*m.stride)
-	for c := 0; c < m.ncpu; c++ {
-		o := c * int(m.stride)
-		copy(dst[o:o+int(m.valueSize)], src[o:o+int(m.valueSize)])
-		clear(dst[o+int(m.valueSize) : o+int(m.stride)])
-	}
+// copyInPerCPU stores every CPU's copy from src, padding included: the
+// kernel (6.18) copies the rounded size for per-CPU arrays and hashes alike,
+// so the padding bytes round-trip.
+func (m *Map) copyInPerCPU(p unsafe.Pointer, src []byte) {
+	copy(storage(p, uint32(m.ncpu)*m.stride), src)
 }
 
 // copyOutAny copies a stored value in the syscall layout, under the value
