@@ -185,7 +185,7 @@ func TestParallelHash(t *testing.T) {
 			r, path := newRegion(t)
 			m := createMap(t, r, maps.Spec{Name: "par", Type: maps.Hash, KeySize: 8, ValueSize: patternSize,
 				MaxEntries: parMaxElems, Flags: flags})
-			rounds := scaled(60, 15)
+			rounds := scaled(500, 60)
 			cs := startAll(t, parProcs, "churn", func(i int) []string {
 				return []string{path, "par", strconv.Itoa(i), strconv.Itoa(rounds)}
 			})
@@ -288,7 +288,7 @@ func TestParallelLRUHash(t *testing.T) {
 			r, path := newRegion(t)
 			m := createMap(t, r, maps.Spec{Name: "lru", Type: maps.LRUHash, KeySize: 8, ValueSize: patternSize,
 				MaxEntries: 256, Flags: flags})
-			inserts := scaled(20000, 4000)
+			inserts := scaled(100000, 15000)
 			cs := startAll(t, parProcs, "lruchurn", func(i int) []string {
 				return []string{path, "lru", strconv.Itoa(i), strconv.Itoa(inserts)}
 			})
