@@ -55,6 +55,9 @@ func (r *Region) find(name string) int {
 // Publish adds o to the directory. It fails with ErrExist if the name is
 // taken and ErrRegionFull if the directory is full.
 func (r *Region) Publish(o Object) error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
 	if err := validName(o.Name); err != nil {
 		return err
 	}
@@ -80,6 +83,9 @@ func (r *Region) Publish(o Object) error {
 
 // Lookup finds the object called name.
 func (r *Region) Lookup(name string) (Object, error) {
+	if r.closed.Load() {
+		return Object{}, ErrClosed
+	}
 	r.lockDir()
 	defer r.unlockDir()
 	i := r.find(name)
@@ -93,6 +99,9 @@ func (r *Region) Lookup(name string) (Object, error) {
 // Unpublish removes the object called name from the directory and returns
 // it; freeing what it points to is the caller's business.
 func (r *Region) Unpublish(name string) (Object, error) {
+	if r.closed.Load() {
+		return Object{}, ErrClosed
+	}
 	r.lockDir()
 	defer r.unlockDir()
 	i := r.find(name)
@@ -107,6 +116,9 @@ func (r *Region) Unpublish(name string) (Object, error) {
 
 // Objects lists the directory.
 func (r *Region) Objects() []Object {
+	if r.closed.Load() {
+		return nil
+	}
 	r.lockDir()
 	defer r.unlockDir()
 	var os []Object

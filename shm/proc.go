@@ -117,6 +117,9 @@ type Process struct {
 // Processes lists the processes in the table, dead ones not yet reaped
 // included.
 func (r *Region) Processes() []Process {
+	if r.closed.Load() {
+		return nil
+	}
 	var ps []Process
 	for i := 1; i < MaxProcs; i++ {
 		s := r.proc(i)

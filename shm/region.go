@@ -345,6 +345,9 @@ func (r *Region) Pointer(off uint64) unsafe.Pointer { return unsafe.Add(r.base, 
 
 // Bytes returns the n bytes at off, checked to lie in the heap's used part.
 func (r *Region) Bytes(off, n uint64) ([]byte, error) {
+	if r.closed.Load() {
+		return nil, ErrClosed
+	}
 	top := r.hdrCopy.heapOff + r.hdr.Brk.Load()*SpanSize
 	if off < r.hdrCopy.heapOff || n > top || off > top-n {
 		return nil, detail(ErrInvalid, "bytes [%#x, +%d) are outside the heap", off, n)

@@ -32,6 +32,9 @@ func (r *Region) vcpu(i int) *vcpuSlot {
 // taken. A sleeper that waits long checks for leases held by dead processes
 // and takes them back.
 func (r *Region) LeaseCPU() (CPU, error) {
+	if r.closed.Load() {
+		return CPU{}, ErrClosed
+	}
 	if c, ok := r.tryLeaseCPU(); ok {
 		return c, nil
 	}
@@ -57,7 +60,12 @@ func (r *Region) LeaseCPU() (CPU, error) {
 }
 
 // TryLeaseCPU leases a free virtual CPU if there is one.
-func (r *Region) TryLeaseCPU() (CPU, bool) { return r.tryLeaseCPU() }
+func (r *Region) TryLeaseCPU() (CPU, bool) {
+	if r.closed.Load() {
+		return CPU{}, false
+	}
+	return r.tryLeaseCPU()
+}
 
 func (r *Region) tryLeaseCPU() (CPU, bool) {
 	n := r.hdrCopy.ncpu
