@@ -239,3 +239,37 @@ func loadBTF(blob []byte) (int, string, syscall.Errno) {
 	}
 	return fd, "", 0
 }
+
+// Batch commands.
+const (
+	cmdMapLookupBatch          = 24
+	cmdMapLookupAndDeleteBatch = 25
+	cmdMapUpdateBatch          = 26
+	cmdMapDeleteBatch          = 27
+)
+
+// batchAttr is the batch part of union bpf_attr.
+type batchAttr struct {
+	InBatch   unsafe.Pointer
+	OutBatch  unsafe.Pointer
+	Keys      unsafe.Pointer
+	Values    unsafe.Pointer
+	Count     uint32
+	MapFD     uint32
+	ElemFlags uint64
+	Flags     uint64
+	_         [16]byte
+}
+
+// kernelBatch runs a batch command; it returns batch.count as the kernel
+// left it (the input count if the kernel did not write it) and the errno.
+func kernelBatch(cmd, fd int, in, out, keys, values []byte, count uint32, elemFlags, flags uint64) (uint32, syscall.Errno) {
+	a := batchAttr{InBatch: ptr(in), OutBatch: ptr(out), Keys: ptr(keys), Values: ptr(values), Count: count,
+		MapFD: uint32(fd), ElemFlags: elemFlags, Flags: flags}
+	_, e := bpfCall(cmd, unsafe.Pointer(&a), unsafe.Sizeof(a))
+	runtime.KeepAlive(in)
+	runtime.KeepAlive(out)
+	runtime.KeepAlive(keys)
+	runtime.KeepAlive(values)
+	return a.Count, e
+}

@@ -19,7 +19,7 @@ func (p *pair) reopen(flags uint32) *pair {
 		c.fatal("open %s with flags %s: kernel %s, ours %s%s", p.name, createFlagsString(flags), errName(ke), errName(errnoOf(uerr)), ourMsg(uerr))
 	}
 	q := *p
-	q.k, q.u = &kernelMap{fd: fd}, &userMap{m: um}
+	q.k, q.u = &kernelMap{fd: fd, keySize: int(p.s.KeySize)}, &userMap{m: um}
 	return &q
 }
 

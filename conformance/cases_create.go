@@ -23,6 +23,7 @@ func allCases(opts Options) []caseDef {
 	cs = append(cs, hashCases()...)
 	cs = append(cs, accessCases()...)
 	cs = append(cs, lockCases()...)
+	cs = append(cs, batchCases()...)
 	cs = append(cs, randomCases(opts)...)
 	return cs
 }

@@ -199,7 +199,7 @@ func lruRoom(c *caseCtx, t, max, keys uint32) uint32 {
 	if !isLRU(t) {
 		return max
 	}
-	return 4 * keys * uint32(c.r.ncpu)
+	return 4 * keys * uint32(possibleCPUs())
 }
 
 // testHashmap is test_hashmap / test_hashmap_percpu (8-byte keys; max 2

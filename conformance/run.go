@@ -59,7 +59,7 @@ type abortCase struct{}
 // the comparison. If bpf(2) is unavailable the report says it skipped.
 func Run(opts Options) Report {
 	start := time.Now()
-	rep := Report{Kernel: kernelRelease(), NumCPU: shm.PossibleCPUs()}
+	rep := Report{Kernel: kernelRelease(), NumCPU: possibleCPUs()}
 	if reason := probeBPF(); reason != "" {
 		rep.Skipped, rep.SkipReason = true, reason
 		return rep
@@ -175,6 +175,9 @@ func probeBPF() string {
 	return ""
 }
 
+// possibleCPUs is the kernel's number of possible CPUs.
+func possibleCPUs() int { return shm.PossibleCPUs() }
+
 func kernelRelease() string {
 	var u unix.Utsname
 	if unix.Uname(&u) != nil {
@@ -246,7 +249,7 @@ func (c *caseCtx) tryCreate(s mapSpec) (*pair, syscall.Errno, syscall.Errno, err
 	if kerr != 0 || uerr != 0 {
 		return nil, kerr, uerr, uerrv
 	}
-	p := &pair{c: c, s: s, name: name, k: &kernelMap{fd: fd}, u: &userMap{m: um}, ncpu: c.r.ncpu}
+	p := &pair{c: c, s: s, name: name, k: &kernelMap{fd: fd, keySize: int(s.KeySize)}, u: &userMap{m: um}, ncpu: c.r.ncpu}
 	p.exact = isArray(s.Type) || s.Flags&fZeroSeed != 0
 	p.compareInfo()
 	return p, 0, 0, nil
@@ -473,6 +476,9 @@ func walkOne(t target, keySize, limit int) ([][]byte, syscall.Errno, bool) {
 // is deterministic, as sets otherwise. It returns the kernel's keys.
 func (p *pair) walk(desc string) [][]byte {
 	limit := int(p.s.MaxEntries)*2 + 16
+	if p.s.KeySize == 0 {
+		return nil
+	}
 	kk, ke, kdone := walkOne(p.k, int(p.s.KeySize), limit)
 	uk, ue, udone := walkOne(p.u, int(p.s.KeySize), limit)
 	p.c.res.Ops += len(kk) + 1

@@ -174,10 +174,39 @@ type target interface {
 	nextKey(key, next []byte) syscall.Errno
 	lookupAndDelete(key, value []byte, flags uint64) syscall.Errno
 	freeze() syscall.Errno
+	// Batches return the count the caller sees (for the kernel,
+	// batch.count after the call) and the errno.
+	lookupBatch(del bool, in, out, keys, values []byte, elemFlags, flags uint64) (int, syscall.Errno)
+	updateBatch(keys, values []byte, elemFlags, flags uint64) (int, syscall.Errno)
+	deleteBatch(keys []byte, elemFlags, flags uint64) (int, syscall.Errno)
 	close()
 }
 
-type kernelMap struct{ fd int }
+type kernelMap struct {
+	fd      int
+	keySize int
+}
+
+func (k *kernelMap) count(keys []byte) uint32 { return uint32(len(keys) / k.keySize) }
+
+func (k *kernelMap) lookupBatch(del bool, in, out, keys, values []byte, elemFlags, flags uint64) (int, syscall.Errno) {
+	cmd := cmdMapLookupBatch
+	if del {
+		cmd = cmdMapLookupAndDeleteBatch
+	}
+	n, e := kernelBatch(cmd, k.fd, in, out, keys, values, k.count(keys), elemFlags, flags)
+	return int(n), e
+}
+
+func (k *kernelMap) updateBatch(keys, values []byte, elemFlags, flags uint64) (int, syscall.Errno) {
+	n, e := kernelBatch(cmdMapUpdateBatch, k.fd, nil, nil, keys, values, k.count(keys), elemFlags, flags)
+	return int(n), e
+}
+
+func (k *kernelMap) deleteBatch(keys []byte, elemFlags, flags uint64) (int, syscall.Errno) {
+	n, e := kernelBatch(cmdMapDeleteBatch, k.fd, nil, nil, keys, nil, k.count(keys), elemFlags, flags)
+	return int(n), e
+}
 
 func (k *kernelMap) lookup(key, value []byte, flags uint64) syscall.Errno {
 	return kernelElem(cmdMapLookupElem, k.fd, key, value, flags)
@@ -222,7 +251,28 @@ func (u *userMap) lookupAndDelete(key, value []byte, flags uint64) syscall.Errno
 	return u.res(u.m.LookupAndDelete(key, value, flags))
 }
 func (u *userMap) freeze() syscall.Errno { return u.res(u.m.Freeze()) }
-func (u *userMap) close()                { u.m.Close() }
+
+func (u *userMap) lookupBatch(del bool, in, out, keys, values []byte, elemFlags, flags uint64) (int, syscall.Errno) {
+	f := u.m.LookupBatch
+	if del {
+		f = u.m.LookupAndDeleteBatch
+	}
+	n, err := f(in, out, keys, values, elemFlags, flags)
+	return n, u.res(err)
+}
+
+func (u *userMap) updateBatch(keys, values []byte, elemFlags, flags uint64) (int, syscall.Errno) {
+	n, err := u.m.UpdateBatch(keys, values, elemFlags, flags)
+	return n, u.res(err)
+}
+
+// deleteBatch passes elem_flags as DeleteBatch's flags (the kernel's
+// delete batch checks elem_flags and ignores batch.flags).
+func (u *userMap) deleteBatch(keys []byte, elemFlags, flags uint64) (int, syscall.Errno) {
+	n, err := u.m.DeleteBatch(keys, elemFlags)
+	return n, u.res(err)
+}
+func (u *userMap) close() { u.m.Close() }
 
 // createKernel creates the kernel map; btf returns a BTF fd for a lock
 // layout.
