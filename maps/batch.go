@@ -140,14 +140,19 @@ func (m *Map) UpdateBatch(keys, values []byte, elemFlags, flags uint64) (int, er
 }
 
 // DeleteBatch deletes each key in order, stopping at the first error.
-// Arrays do not support it (ErrNotSupported).
-func (m *Map) DeleteBatch(keys []byte, flags uint64) (int, error) {
+// elemFlags may only be FlagLock (and only on a map with a lock), as in the
+// kernel, which has no batch.flags for this command worth passing. Arrays
+// do not support it (ErrNotSupported).
+func (m *Map) DeleteBatch(keys []byte, elemFlags uint64) (int, error) {
 	count, err := m.batchCount(keys, nil, false)
 	if err == nil {
 		err = m.writable()
 	}
 	if _, isHash := m.ops.(batchOps); err == nil && !isHash {
 		err = ErrNotSupported
+	}
+	if err == nil {
+		err = checkElemFlags(m, elemFlags)
 	}
 	if err != nil {
 		return 0, m.errorf("delete batch", err)
