@@ -1,6 +1,7 @@
 package rcu
 
 import (
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -74,28 +75,47 @@ func BenchmarkMembarrierGlobal(b *testing.B) {
 	lat.report(b)
 }
 
-// BenchmarkSynchronizeWithReaders is a grace period while two goroutines
-// run short read-side sections back to back on Readers of their own.
+// BenchmarkSynchronizeWithReaders is a grace period while other goroutines
+// run short read-side sections back to back, each on a Reader of its own.
+//
+// spinning: GOMAXPROCS-1 readers that never yield, so one P is left for
+// Synchronize (more would hold every P until the scheduler's 10 ms
+// preemption, which measures Go's scheduler, not RCU).
+// yielding: 4 readers that yield after every section, so they share the
+// Ps with Synchronize.
 func BenchmarkSynchronizeWithReaders(b *testing.B) {
+	b.Run("spinning", func(b *testing.B) {
+		benchSyncWithReaders(b, max(runtime.GOMAXPROCS(0)-1, 1), false)
+	})
+	b.Run("yielding", func(b *testing.B) { benchSyncWithReaders(b, 4, true) })
+}
+
+func benchSyncWithReaders(b *testing.B, readers int, yield bool) {
 	r, d := newRegion(b)
 	ctl := newCtl(b, r)
 	block := word(r, ctl, ctlPublished)
 	var stop atomic.Bool
 	var wg sync.WaitGroup
-	for range 2 {
+	var sections atomic.Uint64
+	for range readers {
 		rd, err := d.NewReader()
 		if err != nil {
 			b.Fatal(err)
 		}
 		wg.Go(func() {
 			defer rd.Close()
-			for !stop.Load() {
+			n := uint64(0)
+			for ; !stop.Load(); n++ {
 				rd.Lock()
 				for range 16 {
 					block.Load()
 				}
 				rd.Unlock()
+				if yield {
+					runtime.Gosched()
+				}
 			}
+			sections.Add(n)
 		})
 	}
 	var lat latencies
@@ -106,6 +126,7 @@ func BenchmarkSynchronizeWithReaders(b *testing.B) {
 	stop.Store(true)
 	wg.Wait()
 	lat.report(b)
+	b.ReportMetric(float64(sections.Load())/float64(b.N), "sections/op")
 }
 
 // latencies samples the duration of individual calls: one call in

@@ -13,14 +13,16 @@ type Domain struct {
 	r *shm.Region
 	w shm.RCUWords
 
-	pool sync.Pool // idle *Reader, each holding a slot
+	pool     sync.Pool  // idle pooled *Reader (see getReader)
+	pooledMu sync.Mutex // guards pooled
+	pooled   []*Reader  // every pooled Reader: the pool may drop them
 
 	mu   sync.Mutex // guards ring
 	ring *ring
 
-	// slotMu orders slot releases by garbage-collector cleanups against
-	// the region's detach: once detached is set the region memory may be
-	// unmapped, and a cleanup must not touch it.
+	// slotMu orders Reader.Close against the region's detach: once
+	// detached is set the region memory may be unmapped, and closing the
+	// region has released every slot of this process anyway.
 	slotMu   sync.Mutex
 	detached bool
 }

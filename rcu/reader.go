@@ -1,7 +1,7 @@
 package rcu
 
 import (
-	"runtime"
+	"sync/atomic"
 
 	"github.com/userbpf/userbpf/shm"
 )
@@ -14,6 +14,7 @@ type Reader struct {
 	slot  *shm.ReaderSlot
 	idx   int
 	depth int
+	busy  atomic.Bool // pooled readers only: taken by a Read
 }
 
 // NewReader claims a reader slot for the caller. Close gives it back.
@@ -81,25 +82,51 @@ func (d *Domain) Read(fn func()) error {
 		return err
 	}
 	rd.Lock()
-	defer func() {
-		rd.Unlock()
-		d.pool.Put(rd)
-	}()
+	defer d.putReader(rd)
 	fn()
 	return nil
 }
 
-// getReader takes a pooled reader or claims a new slot. A pooled reader the
-// garbage collector drops gives its slot back through a cleanup (which does
-// nothing once the region is closed).
+// getReader takes an idle pooled reader, or claims a new slot for one.
+//
+// sync.Pool may drop what it holds (at every garbage collection, and on a
+// quarter of all Puts in race-detector builds), so the domain also keeps
+// every pooled reader in a list and takes an idle one from there when the
+// pool is empty. A reader is idle while its busy flag is clear; taking one,
+// from the pool or from the list, is winning the flag's CAS, so a reader
+// found in both places is still used by one goroutine at a time. Pooled
+// readers therefore hold as many slots as Reads ever ran at once, and give
+// them back when the region is closed.
 func (d *Domain) getReader() (*Reader, error) {
-	if rd, ok := d.pool.Get().(*Reader); ok {
-		return rd, nil
+	for {
+		rd, ok := d.pool.Get().(*Reader)
+		if !ok {
+			break
+		}
+		if rd.busy.CompareAndSwap(false, true) {
+			return rd, nil
+		}
+		// Taken from the list since it was put: a stale pool entry.
+	}
+	d.pooledMu.Lock()
+	defer d.pooledMu.Unlock()
+	for _, rd := range d.pooled {
+		if rd.busy.CompareAndSwap(false, true) {
+			return rd, nil
+		}
 	}
 	rd, err := d.NewReader()
 	if err != nil {
 		return nil, err
 	}
-	runtime.AddCleanup(rd, func(s *shm.ReaderSlot) { d.releaseSlot(s) }, rd.slot)
+	rd.busy.Store(true)
+	d.pooled = append(d.pooled, rd)
 	return rd, nil
+}
+
+// putReader leaves rd's section and makes it idle again.
+func (d *Domain) putReader(rd *Reader) {
+	rd.Unlock()
+	rd.busy.Store(false)
+	d.pool.Put(rd)
 }

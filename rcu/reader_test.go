@@ -3,6 +3,7 @@ package rcu
 import (
 	"errors"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -122,6 +123,9 @@ func TestReadPooled(t *testing.T) {
 	if n := inSection(); n != 0 {
 		t.Errorf("after 1000 nested Reads: %d slots of this process still in a section", n)
 	}
+	if n := len(d.pooled); n != 2 {
+		t.Errorf("%d pooled readers after Reads nested two deep, want 2", n)
+	}
 	d.Synchronize()
 }
 
@@ -173,23 +177,59 @@ func TestNewReaderExhaustion(t *testing.T) {
 	}
 }
 
-// TestPooledReaderCollectedAfterRegionClose: a pooled Reader that the
-// garbage collector drops after its region was closed must not touch the
-// unmapped region (it used to: its cleanup cleared the slot in memory that
-// was no longer mapped).
-func TestPooledReaderCollectedAfterRegionClose(t *testing.T) {
+// TestReadConcurrent: goroutines running Reads (nested, too) at once never
+// share a pooled Reader, even while the garbage collector empties the pool;
+// the pooled readers hold no more slots than Reads ever ran at once.
+func TestReadConcurrent(t *testing.T) {
+	_, d := newRegion(t)
+	const goroutines, reads = 8, 2000
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range reads {
+				err := d.Read(func() {
+					if i%2 == 0 {
+						if err := d.Read(func() {}); err != nil {
+							t.Error(err)
+						}
+					}
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if g == 0 && i%200 == 0 {
+					runtime.GC() // drops what the pool holds
+					d.Synchronize()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	d.pooledMu.Lock()
+	defer d.pooledMu.Unlock()
+	if n := len(d.pooled); n > 2*goroutines {
+		t.Errorf("%d pooled readers for at most %d Reads at once", n, 2*goroutines)
+	}
+	for _, rd := range d.pooled {
+		if rd.busy.Load() || rd.depth != 0 || rd.slot.Epoch.Load() != 0 {
+			t.Errorf("pooled reader in slot %d left busy=%v depth=%d epoch=%d",
+				rd.idx, rd.busy.Load(), rd.depth, rd.slot.Epoch.Load())
+		}
+	}
+}
+
+// TestReaderCloseAfterRegionClose: closing a Reader (or running Reads, which
+// fail) after its region was closed must not touch the unmapped region.
+func TestReaderCloseAfterRegionClose(t *testing.T) {
 	r, err := shm.Create(t.TempDir()+"/rcu.region", shm.Options{SizeLimit: 64 << 20, CPUs: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := New(r)
-	for range 16 {
-		rd, err := d.getReader() // a pooled reader the pool let go of
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd.Lock()
-		rd.Unlock()
+	rd, err := d.NewReader()
+	if err != nil {
+		t.Fatal(err)
 	}
 	if err := d.Read(func() {}); err != nil {
 		t.Fatal(err)
@@ -197,23 +237,8 @@ func TestPooledReaderCollectedAfterRegionClose(t *testing.T) {
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
-	collected := make(chan struct{})
-	sentinel := new([64]byte)
-	runtime.AddCleanup(sentinel, func(c chan struct{}) { close(c) }, collected)
-	sentinel = nil
-	// The sync.Pool victim cache survives one collection; cleanups run on
-	// one goroutine, roughly in order. Once the sentinel's has run, the
-	// readers' have had their chance to fault.
-	for i := 0; ; i++ {
-		runtime.GC()
-		select {
-		case <-collected:
-			if i >= 2 {
-				runtime.GC()
-				return
-			}
-		default:
-		}
-		runtime.Gosched()
+	rd.Close() // used to write into the unmapped slot: SIGSEGV
+	if err := d.Close(); err != nil {
+		t.Errorf("domain Close after region Close: %v", err)
 	}
 }
