@@ -11,15 +11,16 @@ import (
 func (p *pair) reopen(flags uint32) *pair {
 	c := p.c
 	fd, ke := kernelReopen(p.k.fd, flags)
+	km := &kernelMap{fd: fd, keySize: int(p.s.KeySize)}
 	if ke == 0 {
-		c.closers = append(c.closers, func() { unix.Close(fd) })
+		c.closers = append(c.closers, km.close)
 	}
 	um, uerr := maps.Open(c.r.region, c.r.rcu, p.name, flags)
 	if ke != 0 || uerr != nil {
 		c.fatal("open %s with flags %s: kernel %s, ours %s%s", p.name, createFlagsString(flags), errName(ke), errName(errnoOf(uerr)), ourMsg(uerr))
 	}
 	q := *p
-	q.k, q.u = &kernelMap{fd: fd, keySize: int(p.s.KeySize)}, &userMap{m: um}
+	q.k, q.u = km, &userMap{m: um}
 	return &q
 }
 

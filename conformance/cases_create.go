@@ -21,6 +21,7 @@ func allCases(opts Options) []caseDef {
 	cs = append(cs, createCases()...)
 	cs = append(cs, arrayCases()...)
 	cs = append(cs, hashCases()...)
+	cs = append(cs, moreHashCases()...)
 	cs = append(cs, accessCases()...)
 	cs = append(cs, lockCases()...)
 	cs = append(cs, batchCases()...)

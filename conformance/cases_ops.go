@@ -440,3 +440,71 @@ func testPerCPUHashPadding(c *caseCtx, t, flags uint32) {
 	p.lookup(k32(3), 0)
 	p.check("padding")
 }
+
+// moreHashCases are the remaining test_maps.c rows: test_map_large,
+// test_hashmap_sizes and test_hashmap_percpu.
+func moreHashCases() []caseDef {
+	return []caseDef{
+		{"hash/HASH/test_map_large", func(c *caseCtx) {
+			// struct { int a; char b[4096]; long long c; } keys (4112 bytes);
+			// 512 entries instead of 32768 to stay fast.
+			const n = 512
+			p := c.create(mapSpec{Type: typeHash, KeySize: 4112, ValueSize: 8, MaxEntries: n, Flags: fZeroSeed})
+			key := func(i int) []byte {
+				k := make([]byte, 4112)
+				copy(k[0:], k32(uint32(i)))
+				copy(k[4:], fmt.Sprintf("hello key %d", i))
+				copy(k[4104:], k32(uint32(i)))
+				return k
+			}
+			for i := 0; i < n; i++ {
+				p.update(key(i), p.val(uint64(i)), bpfNoExist).want(0)
+			}
+			p.update(key(n), p.val(n), bpfNoExist).want(unix.E2BIG)
+			keys := p.walk("full")
+			if len(keys) != n {
+				c.diff("walk visited %d keys, want %d", len(keys), n)
+			}
+			p.lookup(key(3), 0).want(0)
+			k := key(3)
+			k[4104] = 99 // the last field differs
+			p.lookup(k, 0).want(unix.ENOENT)
+		}},
+		{"hash/HASH/test_hashmap_sizes", func(c *caseCtx) {
+			for ks := uint32(1); ks <= 512; ks *= 2 {
+				for vs := uint32(1); vs <= 1<<16; vs *= 4 {
+					p, ke, ue, uerr := c.tryCreate(mapSpec{Type: typeHash, KeySize: ks, ValueSize: vs, MaxEntries: 2})
+					if ke != ue {
+						c.diff("create HASH key %d value %d: kernel %s, ours %s%s", ks, vs, errName(ke), errName(ue), ourMsg(uerr))
+					}
+					if p == nil {
+						continue
+					}
+					p.update(p.key(1), p.val(uint64(ks*vs)), bpfAny).want(0)
+					p.lookup(p.key(1), 0).want(0)
+					p.k.close()
+				}
+			}
+		}},
+		{"hash/PERCPU_HASH/test_hashmap_percpu", func(c *caseCtx) {
+			p := c.create(mapSpec{Type: typePerCPUHash, KeySize: 8, ValueSize: 8, MaxEntries: 2})
+			val := func(base uint64) []byte {
+				v := make([]byte, p.vsize())
+				for cpu := 0; cpu < p.ncpu; cpu++ {
+					copy(v[cpu*8:], p.key(base+uint64(cpu))) // slot i = base+i as a u64
+				}
+				return v
+			}
+			p.update(p.key(1), val(100), bpfAny).want(0)
+			p.update(p.key(1), val(100), bpfNoExist).want(unix.EEXIST)
+			p.lookup(p.key(1), 0).want(0)
+			p.update(p.key(2), val(200), bpfAny).want(0)
+			p.lookupAndDelete(p.key(2), 0).want(0)
+			p.update(p.key(2), val(300), bpfExist).want(unix.ENOENT)
+			p.update(p.key(2), val(300), bpfNoExist).want(0)
+			p.update(p.key(0), val(400), bpfNoExist).want(unix.E2BIG)
+			p.update(p.key(1), val(500), bpfExist).want(0)
+			p.check("two keys, every CPU's value")
+		}},
+	}
+}

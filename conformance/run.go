@@ -240,8 +240,9 @@ func (c *caseCtx) tryCreate(s mapSpec) (*pair, syscall.Errno, syscall.Errno, err
 	if err != nil {
 		c.fatal("create %s: %v", s, err)
 	}
+	km := &kernelMap{fd: fd, keySize: int(s.KeySize)}
 	if kerr == 0 {
-		c.closers = append(c.closers, func() { unix.Close(fd) })
+		c.closers = append(c.closers, km.close)
 	}
 	um, uerrv := createUser(c.r.region, c.r.rcu, s, name)
 	uerr := errnoOf(uerrv)
@@ -249,7 +250,7 @@ func (c *caseCtx) tryCreate(s mapSpec) (*pair, syscall.Errno, syscall.Errno, err
 	if kerr != 0 || uerr != 0 {
 		return nil, kerr, uerr, uerrv
 	}
-	p := &pair{c: c, s: s, name: name, k: &kernelMap{fd: fd, keySize: int(s.KeySize)}, u: &userMap{m: um}, ncpu: c.r.ncpu}
+	p := &pair{c: c, s: s, name: name, k: km, u: &userMap{m: um}, ncpu: c.r.ncpu}
 	p.exact = isArray(s.Type) || s.Flags&fZeroSeed != 0
 	p.compareInfo()
 	return p, 0, 0, nil

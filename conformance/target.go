@@ -224,7 +224,14 @@ func (k *kernelMap) lookupAndDelete(key, value []byte, flags uint64) syscall.Err
 	return kernelElem(cmdMapLookupAndDelete, k.fd, key, value, flags)
 }
 func (k *kernelMap) freeze() syscall.Errno { return kernelFreeze(k.fd) }
-func (k *kernelMap) close()                { unix.Close(k.fd) }
+
+// close closes the fd once.
+func (k *kernelMap) close() {
+	if k.fd >= 0 {
+		unix.Close(k.fd)
+		k.fd = -1
+	}
+}
 
 type userMap struct {
 	m *maps.Map
