@@ -57,8 +57,8 @@ func (d *Domain) Close() error {
 	return err
 }
 
-// detach runs when the region itself is closing: after it, no cleanup may
-// touch region memory.
+// detach runs when the region itself is closing: after it, Reader.Close
+// must not touch region memory.
 func (d *Domain) detach() {
 	d.slotMu.Lock()
 	d.detached = true
@@ -112,8 +112,9 @@ func (d *Domain) waitSlot(s *shm.ReaderSlot, e uint64) {
 
 // clearingBit marks a reader slot's Owner word while a process clears the
 // slot of a dead owner: clearingBit | the clearer's tag. Tags use 30 bits.
-// A slot being cleared cannot be claimed (NewReader claims only 0), so the
-// clearer's store of Epoch 0 can never hit a section of a new owner.
+// A slot being cleared is claimed by no one (unless the clearer died, see
+// claim), so the clearer's store of Epoch 0 can never hit a section of a
+// new owner.
 const clearingBit = 1 << 31
 
 // clearIfDead clears a reader slot whose owner process died.

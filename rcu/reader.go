@@ -22,7 +22,7 @@ func (d *Domain) NewReader() (*Reader, error) {
 	tag := d.r.Tag()
 	for i := range d.w.Slots {
 		s := &d.w.Slots[i]
-		if s.Owner.Load() != 0 || !s.Owner.CompareAndSwap(0, tag) {
+		if o := s.Owner.Load(); o != 0 && o&clearingBit == 0 || !d.claim(s, o, tag) {
 			continue
 		}
 		for {
@@ -34,6 +34,22 @@ func (d *Domain) NewReader() (*Reader, error) {
 		return &Reader{d: d, slot: s, idx: i}, nil
 	}
 	return nil, errNoSlots
+}
+
+// claim takes slot s, whose owner word was o, for tag if it is free, or if
+// the process that was clearing it (see clearingBit) died before it finished.
+func (d *Domain) claim(s *shm.ReaderSlot, o, tag uint32) bool {
+	switch {
+	case o == 0:
+		return s.Owner.CompareAndSwap(0, tag)
+	case o&clearingBit != 0 && !d.r.Alive(o&^clearingBit):
+		if !s.Owner.CompareAndSwap(o, tag) {
+			return false
+		}
+		s.Epoch.Store(0) // the clearer may have died before this store
+		return true
+	}
+	return false
 }
 
 // Lock enters a read-side section.

@@ -329,3 +329,32 @@ func TestSynchronizeOrphanedReaderSlot(t *testing.T) {
 		})
 	}
 }
+
+// TestNewReaderTakesSlotOfDeadClearer: a slot left in the clearing state by
+// a process that died while clearing it is not lost: NewReader claims it,
+// with no stale epoch.
+func TestNewReaderTakesSlotOfDeadClearer(t *testing.T) {
+	_, d := newRegion(t)
+	const ghost = uint32(1000 | 77<<10)
+	rd, err := d.NewReader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := rd.idx
+	rd.slot.Owner.Store(clearingBit | ghost)
+	rd.slot.Epoch.Store(d.w.Epoch.Load()) // died before clearing the epoch
+	rd.slot = nil
+
+	rd, err = d.NewReader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	if rd.idx != idx {
+		t.Fatalf("NewReader took slot %d, want the dead clearer's slot %d", rd.idx, idx)
+	}
+	if e := rd.slot.Epoch.Load(); e != 0 {
+		t.Errorf("claimed slot shows epoch %d outside any section", e)
+	}
+	d.Synchronize()
+}
