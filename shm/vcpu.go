@@ -24,6 +24,14 @@ func (c CPU) Release() {
 	c.r.wakeCPUWaiters()
 }
 
+// A lease waiter that has slept leaseFirstCheck without a wake-up looks for
+// dead holders, and backs off to one look per leaseMaxCheck. (Variables so
+// that a test can stretch them and prove a waiter was woken, not timed out.)
+var (
+	leaseFirstCheck = 2 * time.Millisecond
+	leaseMaxCheck   = 50 * time.Millisecond
+)
+
 func (r *Region) vcpu(i int) *vcpuSlot {
 	return (*vcpuSlot)(unsafe.Add(r.base, r.hdrCopy.vcpuOff+uint64(i)*64))
 }
@@ -38,7 +46,7 @@ func (r *Region) LeaseCPU() (CPU, error) {
 	if c, ok := r.tryLeaseCPU(); ok {
 		return c, nil
 	}
-	check := 2 * time.Millisecond
+	check := leaseFirstCheck
 	for {
 		if r.closed.Load() {
 			return CPU{}, ErrClosed
@@ -54,7 +62,7 @@ func (r *Region) LeaseCPU() (CPU, error) {
 		r.hdr.VCPUWaiters.Add(^uint32(0))
 		if !woken {
 			r.ReapDead()
-			check = min(2*check, 50*time.Millisecond)
+			check = min(2*check, leaseMaxCheck)
 		}
 	}
 }
