@@ -326,6 +326,9 @@ func TestRecoverAfterSlotReuse(t *testing.T) {
 				if n := r.ReapDead(); n != 1 {
 					t.Fatalf("ReapDead() = %d after one process died, want 1", n)
 				}
+				if got := l.Owner(); got != old {
+					t.Fatalf("Owner() = %#x, want the dead holder's tag %#x", got, old)
+				}
 				var c *proctest.Child
 				var tag uint32
 				if taker == "parent" {
@@ -337,9 +340,6 @@ func TestRecoverAfterSlotReuse(t *testing.T) {
 				}
 				if tag&(shm.MaxProcs-1) != old&(shm.MaxProcs-1) || tag == old {
 					t.Fatalf("new process got tag %#x, dead holder had %#x: want the same slot, another generation", tag, old)
-				}
-				if got := l.Owner(); got != old {
-					t.Fatalf("Owner() = %#x, want the dead holder's tag %#x", got, old)
 				}
 				if taker == "parent" {
 					if r.Alive(old) {

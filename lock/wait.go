@@ -55,9 +55,9 @@ func acquire(w *atomic.Uint32, h *Holder, spins int, kind Kind, deadline time.Ti
 			return false, false
 		}
 		// The probe is due by the clock, not by how futex.Wait returned: a
-		// waiter woken again and again with the word unchanged (signals
-		// interrupt a timed FUTEX_WAIT with EINTR even under SA_RESTART;
-		// spurious wake-ups) must still find a dead owner.
+		// waiter woken again and again while the same owner holds the word
+		// (wake-ups meant for others, WakeAll) must still find a dead one.
+		// A new owner gets a whole interval before it is probed.
 		if tag := v & TagMask; tag != owner {
 			owner, due = tag, now.Add(check)
 		} else if !now.Before(due) {
