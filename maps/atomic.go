@@ -50,7 +50,7 @@ func (m *Map) Atomic(key []byte, off uint32, size int, op AtomicOp, operand, com
 		return 0, m.errorf("atomic", err)
 	}
 	found := false
-	m.rcu.Read(func() {
+	m.rcu.ReadPinned(func() {
 		p := m.opLookupElem(key)
 		if p == nil {
 			return

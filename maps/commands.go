@@ -19,12 +19,17 @@ func (m *Map) Lookup(key, value []byte, flags uint64) error {
 		return nil
 	}
 	found := false
-	m.rcu.Read(func() {
+	copyValue := func() {
 		if p := m.opLookupElem(key); p != nil {
 			m.copyOutAny(value, p, flags)
 			found = true
 		}
-	})
+	}
+	if flags&FlagLock != 0 {
+		m.rcu.Read(copyValue) // may sleep on the value lock
+	} else {
+		m.rcu.ReadPinned(copyValue) // a plain copy never blocks
+	}
 	if !found {
 		return m.errMiss // preallocated: a miss allocates nothing
 	}
@@ -97,7 +102,7 @@ func (m *Map) NextKey(key, next []byte) error {
 		err = fmt.Errorf("%w: next-key buffer is %d bytes, the map's keys are %d", ErrInvalid, len(next), m.keySize)
 	}
 	if err == nil {
-		m.rcu.Read(func() { err = m.ops.nextKey(m, key, next) })
+		m.rcu.ReadPinned(func() { err = m.ops.nextKey(m, key, next) })
 	}
 	if err != nil {
 		return m.errorf("get next key", err)

@@ -16,6 +16,7 @@ type Domain struct {
 	pool     sync.Pool  // idle pooled *Reader (see getReader)
 	pooledMu sync.Mutex // guards pooled
 	pooled   []*Reader  // every pooled Reader: the pool may drop them
+	pinned   perP       // one Reader per P for ReadPinned (guarded by pooledMu for growth)
 
 	mu   sync.Mutex // guards ring
 	ring *ring
