@@ -157,12 +157,12 @@ type paddedKey struct {
 	B uint32
 }
 
-// dirtyStack fills a stretch of stack with 0xee bytes.
+// dirtyStack fills a stretch of stack with b.
 //
 //go:noinline
-func dirtyStack() (x [256]byte) {
+func dirtyStack(b byte) (x [256]byte) {
 	for i := range x {
-		x[i] = 0xee
+		x[i] = b
 	}
 	return x
 }
@@ -179,11 +179,11 @@ func TestTypedMapPaddedKey(t *testing.T) {
 		return
 	}
 	for i := range 16 {
-		dirtyStack()
+		dirtyStack(0x11)
 		noErr(t, "update", tm.Update(paddedKey{uint8(i), uint32(i)}, uint64(i), maps.UpdateAny))
 	}
 	for i := range 16 {
-		dirtyStack()
+		dirtyStack(0x22)
 		if v, err := tm.Lookup(paddedKey{uint8(i), uint32(i)}); err != nil || v != uint64(i) {
 			t.Errorf("Lookup(%+v) = %d, %v after Update of an equal key", paddedKey{uint8(i), uint32(i)}, v, err)
 		}
