@@ -9,7 +9,8 @@ import (
 
 // TestConformance runs every case against the kernel and fails once per
 // failing case. USERBPF_CONFORMANCE_SEED replays a seed,
-// USERBPF_CONFORMANCE_MATCH selects cases by name.
+// USERBPF_CONFORMANCE_MATCH selects cases by name and
+// USERBPF_CONFORMANCE_OPS sets the length of the random sequences.
 func TestConformance(t *testing.T) {
 	opts := Options{Dir: t.TempDir(), Match: os.Getenv("USERBPF_CONFORMANCE_MATCH")}
 	if s := os.Getenv("USERBPF_CONFORMANCE_SEED"); s != "" {
@@ -21,6 +22,13 @@ func TestConformance(t *testing.T) {
 	}
 	if testing.Short() {
 		opts.RandomOps = 500
+	}
+	if s := os.Getenv("USERBPF_CONFORMANCE_OPS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatalf("USERBPF_CONFORMANCE_OPS=%q: %v", s, err)
+		}
+		opts.RandomOps = n
 	}
 	rep := Run(opts)
 	if rep.Skipped {
@@ -59,5 +67,15 @@ func TestReportJSON(t *testing.T) {
 	skipped := Report{Skipped: true, SkipReason: "no bpf"}
 	if got := skipped.Summary(); got != "conformance skipped: no bpf" {
 		t.Fatalf("Summary = %q", got)
+	}
+}
+
+func TestSkipWithoutBPF(t *testing.T) {
+	old := probe
+	probe = func() string { return "bpf(2) BPF_MAP_CREATE is not permitted (EPERM(1))" }
+	defer func() { probe = old }()
+	rep := Run(Options{Dir: t.TempDir()})
+	if !rep.Skipped || len(rep.Cases) != 0 || rep.Summary() != "conformance skipped: bpf(2) BPF_MAP_CREATE is not permitted (EPERM(1))" {
+		t.Fatalf("got %+v", rep)
 	}
 }

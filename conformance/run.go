@@ -60,7 +60,7 @@ type abortCase struct{}
 func Run(opts Options) Report {
 	start := time.Now()
 	rep := Report{Kernel: kernelRelease(), NumCPU: possibleCPUs()}
-	if reason := probeBPF(); reason != "" {
+	if reason := probe(); reason != "" {
 		rep.Skipped, rep.SkipReason = true, reason
 		return rep
 	}
@@ -155,6 +155,9 @@ func (r *runner) runCase(cd caseDef) (res CaseResult) {
 	cd.fn(c)
 	return res
 }
+
+// probe is probeBPF, replaceable by tests.
+var probe = probeBPF
 
 // probeBPF creates a tiny array map; a failure explains why the suite
 // cannot run.
