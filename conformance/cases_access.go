@@ -94,12 +94,19 @@ func accessCases() []caseDef {
 				q := p.reopen(fRdOnly)
 				q.check("read through a read-only handle")
 			}},
-			caseDef{"access/" + tn + "/open_flags_RDONLY|WRONLY", func(c *caseCtx) {
+			caseDef{"access/" + tn + "/open_flags", func(c *caseCtx) {
+				// BPF_MAP_GET_FD_BY_ID open_flags against maps.Open flags.
 				p := c.create(s)
-				_, ke := kernelReopen(p.k.fd, fRdOnly|fWrOnly)
-				_, uerr := maps.Open(c.r.region, c.r.rcu, p.name, fRdOnly|fWrOnly)
-				if ue := errnoOf(uerr); ke != ue {
-					c.diff("open with RDONLY|WRONLY: kernel %s, ours %s%s", errName(ke), errName(ue), ourMsg(uerr))
+				for _, f := range []uint32{fRdOnly | fWrOnly, fRdOnlyProg, fWrOnlyProg, fNoPrealloc, fZeroSeed, 1 << 31} {
+					fd, ke := kernelReopen(p.k.fd, f)
+					if ke == 0 {
+						unix.Close(fd)
+					}
+					_, uerr := maps.Open(c.r.region, c.r.rcu, p.name, f)
+					c.res.Ops++
+					if ue := errnoOf(uerr); ke != ue {
+						c.diff("open with flags %s: kernel %s, ours %s%s", createFlagsString(f), errName(ke), errName(ue), ourMsg(uerr))
+					}
 				}
 			}},
 		)
