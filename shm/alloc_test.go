@@ -402,6 +402,16 @@ func TestCheckFindsDoubleFree(t *testing.T) {
 	if rep := r.Check(); len(rep.Problems) == 0 {
 		t.Fatalf("Check found nothing wrong with a double free: %+v", rep)
 	}
+	// Freeing a block that was never handed out (past the carving cursor)
+	// is caught too: it would be handed out twice.
+	r3, _ := newRegion(t, Options{SizeLimit: 64 << 20})
+	first, _ := r3.Alloc(64)
+	if err := r3.Free(first + 128); err != nil {
+		t.Fatal(err)
+	}
+	if rep := r3.Check(); len(rep.Problems) == 0 {
+		t.Fatalf("Check missed a free block past the carving cursor: %+v", rep)
+	}
 	// A free-list entry pointing outside the heap is reported, not followed.
 	r2, _ := newRegion(t, Options{SizeLimit: 64 << 20})
 	c, _ := r2.Alloc(128)

@@ -11,7 +11,7 @@ type Report struct {
 	Spans        uint64             // spans in the heap (Brk)
 	ClassSpans   [numClasses]uint64 // spans carved into blocks, per class
 	RunSpans     uint64             // spans in runs
-	Unpublished  uint64             // spans handed out but never described: leaked by a crash mid-carve
+	Unpublished  uint64             // spans reserved but never described: leaked by a process killed in between
 	FreeBlocks   [numClasses]uint64 // blocks on each class's free list
 	FreshBlocks  [numClasses]uint64 // blocks of each class's carving span not yet handed out
 	FreeRunSpans uint64             // spans in runs on the run free lists
@@ -34,10 +34,12 @@ func (rep *Report) FreeBytes() uint64 {
 //     a run of the list's length) inside the heap;
 //   - no list has a cycle and no block is on a list twice;
 //   - every run tail follows a run head;
-//   - each class's carving cursor points into a span of that class.
+//   - each class's carving cursor points into a span of that class, and no
+//     block past the cursor (never handed out) is on a free list.
 //
 // Leaks are not problems: a process killed mid-allocation leaks at most a
-// block (or, mid-carve, a span, counted as Unpublished). Check reads lists
+// block (or, right after reserving fresh spans, those spans, counted as
+// Unpublished). Check reads lists
 // that other processes may be changing; run it on a quiescent region for an
 // exact answer.
 func (r *Region) Check() Report {
@@ -47,6 +49,7 @@ func (r *Region) Check() Report {
 	// A carving span may not be described yet (its installer died first):
 	// the cursor says which class it belongs to.
 	carving := make(map[uint64]int)
+	var cursors [numClasses]uint64
 	for c := 0; c < numClasses; c++ {
 		off := r.hdr.Carve[c].Load()
 		if off == 0 {
@@ -57,7 +60,7 @@ func (r *Region) Check() Report {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("class %d carving cursor %#x is not a block of the class", classSize(c), off))
 			continue
 		}
-		carving[s] = c
+		carving[s], cursors[c] = c, off
 		rep.FreshBlocks[c] = (SpanSize - (off-r.hdrCopy.heapOff)%SpanSize) / classSize(c)
 	}
 	for s := uint64(0); s < brk; s++ {
@@ -83,8 +86,12 @@ func (r *Region) Check() Report {
 	seen := make(map[uint64]bool)
 	for c := 0; c < numClasses; c++ {
 		limit := rep.ClassSpans[c]*(SpanSize/classSize(c)) + 1
+		fresh := func(off uint64) bool { // past the cursor in the carving span
+			cur := cursors[c]
+			return cur != 0 && off >= cur && (off-r.hdrCopy.heapOff)/SpanSize == (cur-r.hdrCopy.heapOff)/SpanSize
+		}
 		rep.FreeBlocks[c] = r.walk(&r.hdr.ClassHead[c].v, limit, seen, &rep,
-			fmt.Sprintf("class %d", classSize(c)), func(off uint64) bool { return r.blockOf(off, c) })
+			fmt.Sprintf("class %d", classSize(c)), func(off uint64) bool { return r.blockOf(off, c) && !fresh(off) })
 	}
 	for i := range r.hdr.RunHead {
 		n := uint64(i + 1)
