@@ -150,16 +150,16 @@ const (
 
 // procSlot is one process-table entry (64 bytes).
 //
-//	0   Word u64        bits 0-1 state (free, alive, reaping), 2-21 generation, 32-63 pid
-//	8   Start u64       process start time, clock ticks after boot (/proc/PID/stat field 22)
-//	16  Reaper u32      tag of the process reaping this slot
+//	0   Word u64        bits 0-1 state (free, alive, reaping), 2-21 generation, 32-63 pid (reaper tag while reaping)
+//	8   Start u64       process start time, clock ticks after boot (/proc/PID/stat field 22); 0 while free
+//	16  — u32           unused (was the reaper's tag, now in Word)
 //	24  AllocInflight u64  block this process took off a free list and has not yet returned
 //	32  RetireRing u64  offset of the process's RCU retire ring, 0 if none
 //	40  Attached i64    unix nanoseconds
 type procSlot struct {
 	Word          atomic.Uint64
 	Start         atomic.Uint64
-	Reaper        atomic.Uint32
+	_             uint32
 	_             uint32
 	AllocInflight atomic.Uint64
 	RetireRing    atomic.Uint64

@@ -13,13 +13,19 @@ import (
 //
 //	 63           32 31      22 21            2 1     0
 //	+---------------+----------+---------------+-------+
-//	|      pid      |  unused  | generation    | state |
+//	|  pid / reaper |  unused  | generation    | state |
 //	+---------------+----------+---------------+-------+
 //
 // The whole word is claimed with one CAS, so a slot is never seen alive
 // without its pid. The generation grows each time the slot is claimed; an
 // owner tag carries it, so a tag of a process that died and whose slot was
-// reused names no one.
+// reused names no one. While the slot is being reaped, bits 32-63 hold the
+// reaper's tag instead of the pid, so claiming a reap (or taking over from
+// a dead reaper) is one CAS too and two reapers never work on one slot.
+//
+// A slot's Start is zeroed before the slot is freed, so a process that has
+// claimed a slot but not yet written its start time is checked by pid only,
+// never against the previous occupant's start time.
 const (
 	procFree    = 0
 	procAlive   = 1
@@ -33,6 +39,12 @@ const (
 func procState(w uint64) uint64           { return w & 3 }
 func procGen(w uint64) uint32             { return uint32(w>>2) & genMask }
 func procPID(w uint64) int                { return int(w >> 32) }
+func procReaper(w uint64) uint32          { return uint32(w >> 32) }
+
+// reapingWord is slot word w claimed for reaping by the process tagged reaper.
+func reapingWord(w uint64, reaper uint32) uint64 {
+	return uint64(reaper)<<32 | uint64(procGen(w))<<2 | procReaping
+}
 func makeTag(slot int, gen uint32) uint32 { return uint32(slot) | gen<<slotBits }
 func tagSlot(tag uint32) int              { return int(tag & (MaxProcs - 1)) }
 func tagGen(tag uint32) uint32            { return tag >> slotBits & genMask }
@@ -72,6 +84,7 @@ func (r *Region) register() error {
 // unregister frees this process's slot.
 func (r *Region) unregister() {
 	w := r.self.Word.Load()
+	r.self.Start.Store(0)
 	r.self.Word.CompareAndSwap(w, uint64(procGen(w))<<2|procFree)
 }
 
@@ -172,20 +185,19 @@ func (r *Region) ReapDead() int {
 			if processAlive(procPID(w), s.Start.Load()) {
 				continue
 			}
-			if !s.Word.CompareAndSwap(w, w&^3|procReaping) {
-				continue
-			}
-			s.Reaper.Store(r.holder.Tag)
 		case procReaping:
 			// A reaper that died mid-reap is replaced; the steps are idempotent.
-			old := s.Reaper.Load()
-			if r.Alive(old) || !s.Reaper.CompareAndSwap(old, r.holder.Tag) {
+			if r.Alive(procReaper(w)) {
 				continue
 			}
 		default:
 			continue
 		}
-		r.finishReap(i, s, s.Word.Load())
+		mine := reapingWord(w, r.holder.Tag)
+		if !s.Word.CompareAndSwap(w, mine) {
+			continue
+		}
+		r.finishReap(i, s, mine)
 		n++
 	}
 	return n
@@ -201,6 +213,7 @@ func (r *Region) finishReap(i int, s *procSlot, w uint64) {
 	if off := s.AllocInflight.Swap(0); off != 0 && r.Free(off) == nil {
 		r.hdr.Counters[CounterLeaksRecovered].Add(1)
 	}
+	s.Start.Store(0)
 	if s.Word.CompareAndSwap(w, uint64(procGen(w))<<2|procFree) {
 		r.hdr.Counters[CounterProcsReaped].Add(1)
 	}

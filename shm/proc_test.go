@@ -232,10 +232,9 @@ func TestReaperDiedMidReap(t *testing.T) {
 	// The reaper got as far as claiming the victim's slot, then died.
 	s := r.proc(victim.slot)
 	w := s.Word.Load()
-	if !s.Word.CompareAndSwap(w, w&^3|procReaping) {
+	if !s.Word.CompareAndSwap(w, reapingWord(w, uint32(reaper.tag))) {
 		t.Fatal("slot changed under the test")
 	}
-	s.Reaper.Store(uint32(reaper.tag))
 	if n := r.ReapDead(); n != 2 {
 		t.Fatalf("ReapDead reaped %d, want the victim and its reaper", n)
 	}
@@ -292,6 +291,7 @@ func TestTooManyProcs(t *testing.T) {
 	}
 	for _, i := range claimed {
 		s := r.proc(i)
+		s.Start.Store(0)
 		s.Word.Store(uint64(procGen(s.Word.Load())) << 2)
 	}
 	r2, err := Open(path)
@@ -350,5 +350,62 @@ func TestClosedRegion(t *testing.T) {
 	}
 	if r.ReapDead() != 0 || r.Objects() != nil || r.Processes() != nil {
 		t.Error("listing a closed region returned something")
+	}
+}
+
+// TestRegisterWindow: a process that has claimed a slot but not yet
+// recorded its start time must not look dead to a reaper, even though the
+// slot's previous occupant left its own start time behind.
+func TestRegisterWindow(t *testing.T) {
+	r, path := newRegion(t, Options{SizeLimit: smallLimit})
+	a := attach(t, path)
+	tell(t, a.in, "detach")
+	a.c.Wait(t)
+	// Claim the child's old slot for this process, as register's first
+	// step does; its start time is not written yet.
+	s := r.proc(a.slot)
+	w := s.Word.Load()
+	if procState(w) != procFree {
+		t.Fatalf("slot %d not free after a clean detach", a.slot)
+	}
+	claimed := uint64(os.Getpid())<<32 | uint64(procGen(w)+1)<<2 | procAlive
+	if !s.Word.CompareAndSwap(w, claimed) {
+		t.Fatal("slot changed under the test")
+	}
+	if n := r.ReapDead(); n != 0 {
+		t.Fatalf("ReapDead reaped %d: a live process registering was taken for dead", n)
+	}
+	if s.Word.Load() != claimed {
+		t.Fatal("the registering process lost its slot")
+	}
+	s.Word.Store(uint64(procGen(claimed)) << 2)
+}
+
+// TestReaperAliveNotReplaced: a slot being reaped by a live process is left
+// to it; once that process is gone, the next survivor finishes the reap.
+func TestReaperAliveNotReplaced(t *testing.T) {
+	r, path := newRegion(t, Options{SizeLimit: smallLimit})
+	r2, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := attach(t, path)
+	victim.c.Kill(t)
+	// r2 claims the victim's slot for reaping and is (for the test)
+	// suspended there.
+	s := r.proc(victim.slot)
+	w := s.Word.Load()
+	if !s.Word.CompareAndSwap(w, reapingWord(w, r2.Tag())) {
+		t.Fatal("slot changed under the test")
+	}
+	if n := r.ReapDead(); n != 0 {
+		t.Fatalf("ReapDead took over a reap from a live reaper (%d)", n)
+	}
+	r2.Close()
+	if n := r.ReapDead(); n != 1 {
+		t.Fatalf("ReapDead did not take over from a detached reaper (%d)", n)
+	}
+	if procState(s.Word.Load()) != procFree || r.Counter(CounterProcsReaped).Load() != 1 {
+		t.Fatal("the reap was not finished and counted")
 	}
 }
