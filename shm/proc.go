@@ -36,10 +36,10 @@ const (
 	slotBits = 10 // MaxProcs == 1 << slotBits
 )
 
-func procState(w uint64) uint64           { return w & 3 }
-func procGen(w uint64) uint32             { return uint32(w>>2) & genMask }
-func procPID(w uint64) int                { return int(w >> 32) }
-func procReaper(w uint64) uint32          { return uint32(w >> 32) }
+func procState(w uint64) uint64  { return w & 3 }
+func procGen(w uint64) uint32    { return uint32(w>>2) & genMask }
+func procPID(w uint64) int       { return int(w >> 32) }
+func procReaper(w uint64) uint32 { return uint32(w >> 32) }
 
 // reapingWord is slot word w claimed for reaping by the process tagged reaper.
 func reapingWord(w uint64, reaper uint32) uint64 {
