@@ -1,6 +1,7 @@
 package shm
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -109,7 +110,11 @@ func Create(path string, o Options) (*Region, error) {
 	if err := makeDir(filepath.Dir(path)); err != nil {
 		return nil, pathErr("create", path, err)
 	}
-	tmp := path + ".creating." + strconv.Itoa(os.Getpid())
+	// The temporary name is unique to this call: creators racing for one
+	// path (in this process or others) never touch each other's file.
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	tmp := fmt.Sprintf("%s.creating.%d.%x", path, os.Getpid(), rnd)
 	if err := writeNewRegion(tmp, l, limit, uint32(ncpu), mode); err != nil {
 		os.Remove(tmp)
 		return nil, pathErr("create", path, err)

@@ -513,3 +513,41 @@ func copyFile(t testing.TB, src, dst string) {
 		t.Fatal(err)
 	}
 }
+
+// TestCreateConcurrent: of many creators of one path, in one process or
+// several, exactly one succeeds, the others get ErrExist, and no temporary
+// file is left behind.
+func TestCreateConcurrent(t *testing.T) {
+	for round := 0; round < 20; round++ {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "r")
+		const n = 6
+		errs := make(chan error, n)
+		regions := make(chan *Region, n)
+		for range n {
+			go func() {
+				r, err := Create(path, Options{SizeLimit: smallLimit})
+				if err == nil {
+					regions <- r
+				}
+				errs <- err
+			}()
+		}
+		won := 0
+		for range n {
+			switch err := <-errs; {
+			case err == nil:
+				won++
+			case !errors.Is(err, ErrExist):
+				t.Fatalf("round %d: a losing Create failed with %v, want ErrExist", round, err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("round %d: %d creators succeeded", round, won)
+		}
+		(<-regions).Close()
+		if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+			t.Fatalf("round %d: directory holds %v", round, entries)
+		}
+	}
+}
