@@ -222,7 +222,7 @@ func (r *Region) allocRun(n uint64) (uint64, error) {
 // runLength counts the spans of the run starting at off.
 func (r *Region) runLength(off uint64) uint64 {
 	s := (off - r.hdrCopy.heapOff) / SpanSize
-	brk := r.hdr.Brk.Load()
+	brk := r.brk()
 	n := uint64(1)
 	for s+n < brk && r.spanKind(s+n) == spanRunTail {
 		n++

@@ -581,3 +581,29 @@ func TestCarveRace(t *testing.T) {
 	r.Free(outer)
 	wantAllFree(t, r, mustCheck(t, r))
 }
+
+// TestCorruptBrk: a heap size scribbled into the header by another process
+// must not send this one outside its mapping.
+func TestCorruptBrk(t *testing.T) {
+	r, _ := newRegion(t, Options{SizeLimit: 64 << 20})
+	off, err := r.Alloc(64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	brk := r.hdr.Brk.Load()
+	r.hdr.Brk.Store(^uint64(0) >> 1)
+	for _, o := range []uint64{r.Limit() - 8, r.Limit() + SpanSize, 1 << 50, 1 << 62} {
+		if err := r.Free(o); err == nil {
+			t.Errorf("Free(%#x) with a corrupt heap size succeeded", o)
+		}
+		if _, err := r.Bytes(o, 8); err == nil && o >= r.Limit() {
+			t.Errorf("Bytes(%#x) with a corrupt heap size succeeded", o)
+		}
+	}
+	r.Check()
+	r.hdr.Brk.Store(brk)
+	if err := r.Free(off); err != nil {
+		t.Fatal(err)
+	}
+	mustCheck(t, r)
+}

@@ -44,7 +44,7 @@ func (rep *Report) FreeBytes() uint64 {
 // exact answer.
 func (r *Region) Check() Report {
 	var rep Report
-	brk := min(r.hdr.Brk.Load(), r.hdrCopy.maxSpans)
+	brk := r.brk()
 	rep.Spans = brk
 	// A carving span may not be described yet (its installer died first):
 	// the cursor says which class it belongs to.

@@ -353,7 +353,7 @@ func (r *Region) Bytes(off, n uint64) ([]byte, error) {
 	if r.closed.Load() {
 		return nil, ErrClosed
 	}
-	top := r.hdrCopy.heapOff + r.hdr.Brk.Load()*SpanSize
+	top := r.hdrCopy.heapOff + r.brk()*SpanSize
 	if off < r.hdrCopy.heapOff || n > top || off > top-n {
 		return nil, detail(ErrInvalid, "bytes [%#x, +%d) are outside the heap", off, n)
 	}

@@ -5,6 +5,11 @@ import (
 	"unsafe"
 )
 
+// brk is the number of spans handed out to the heap, bounded by the
+// span table's size: Brk is shared memory, and whatever another process
+// writes there must not send this one outside its mapping.
+func (r *Region) brk() uint64 { return min(r.hdr.Brk.Load(), r.hdrCopy.maxSpans) }
+
 // spanKind reads span s's entry in the span table.
 func (r *Region) spanKind(s uint64) byte {
 	return *(*byte)(unsafe.Add(r.base, r.hdrCopy.spanOff+s))
@@ -23,7 +28,7 @@ func (r *Region) spanKindAt(off uint64) (byte, bool) {
 		return 0, false
 	}
 	s := (off - r.hdrCopy.heapOff) / SpanSize
-	if s >= r.hdr.Brk.Load() {
+	if s >= r.brk() {
 		return 0, false
 	}
 	return r.spanKind(s), true
