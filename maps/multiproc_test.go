@@ -376,3 +376,33 @@ func TestLRUHashSmallContended(t *testing.T) {
 		})
 	}
 }
+
+// TestLRUHashKeepsRecentlyUpdated: in a full LRU hash, a key updated
+// between every insert of a new key is never the one evicted (a new or
+// replaced element is referenced); keys never touched again are.
+func TestLRUHashKeepsRecentlyUpdated(t *testing.T) {
+	for _, flags := range []uint32{0, maps.FlagNoCommonLRU} {
+		t.Run(fmt.Sprintf("flags=%#x", flags), func(t *testing.T) {
+			r, _ := newRegion(t)
+			m := createMap(t, r, maps.Spec{Name: "lrur", Type: maps.LRUHash, KeySize: 8, ValueSize: patternSize,
+				MaxEntries: 128, Flags: flags})
+			v := make([]byte, patternSize)
+			hot := uint64(1 << 40)
+			for i := range uint64(10 * 128) {
+				putPattern(v, i, 0)
+				noErr(t, "insert", m.Update(key64(i), v, maps.UpdateAny))
+				putPattern(v, hot, uint32(i))
+				noErr(t, "update the hot key", m.Update(key64(hot), v, maps.UpdateAny))
+			}
+			if err := m.Lookup(key64(hot), v, 0); err != nil {
+				t.Errorf("the key updated after every insert was evicted: %v", err)
+			}
+			if err := m.Lookup(key64(0), v, 0); err == nil {
+				t.Errorf("the first key, never touched again, survived %d inserts into a %d-element LRU", 10*128, 128)
+			}
+			if c := m.Count(); c > int64(m.MaxEntries()) {
+				t.Errorf("Count() = %d > max_entries %d", c, m.MaxEntries())
+			}
+		})
+	}
+}
