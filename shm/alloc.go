@@ -49,7 +49,7 @@ func (r *Region) Alloc(size uint64) (uint64, error) {
 			r.self.AllocInflight.Store(off)
 			clear(unsafe.Slice((*byte)(unsafe.Add(r.base, off)), classSize(c)))
 			crashPoint(siteInflight)
-			r.self.AllocInflight.Store(0)
+			r.self.AllocInflight.CompareAndSwap(off, 0) // not Store: never erase another goroutine's record
 			return off, nil
 		}
 	}
@@ -195,7 +195,7 @@ func (r *Region) allocRun(n uint64) (uint64, error) {
 			r.self.AllocInflight.Store(off)
 			clear(unsafe.Slice((*byte)(unsafe.Add(r.base, off)), n*SpanSize))
 			crashPoint(siteInflight)
-			r.self.AllocInflight.Store(0)
+			r.self.AllocInflight.CompareAndSwap(off, 0) // not Store: never erase another goroutine's record
 			return off, nil
 		}
 	}
@@ -215,7 +215,7 @@ func (r *Region) allocRun(n uint64) (uint64, error) {
 	}
 	r.setSpanKind(s, spanRunHead)
 	crashPoint(siteRunDescribed)
-	r.self.AllocInflight.Store(0)
+	r.self.AllocInflight.CompareAndSwap(off, 0) // not Store: never erase another goroutine's record
 	return off, nil // fresh file space is zero
 }
 

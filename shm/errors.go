@@ -83,7 +83,9 @@ func detail(sentinel error, format string, args ...any) error {
 // osErr maps an OS error from opening a file onto our sentinels.
 func osErr(err error) error {
 	switch {
-	case errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM):
+	case errors.Is(err, unix.EACCES):
+		return ErrPermission
+	case errors.Is(err, unix.EPERM):
 		return fmt.Errorf("%w (%v)", ErrPermission, err)
 	case errors.Is(err, unix.ENOENT):
 		return ErrNotExist

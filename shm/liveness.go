@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"os"
 	"strconv"
+
+	"golang.org/x/sys/unix"
 )
 
 // procStat reads a process's state letter and start time (clock ticks after
@@ -44,7 +46,13 @@ func processAlive(pid int, start uint64) bool {
 		return false
 	}
 	state, st, ok := procStat(pid)
-	if !ok || state == 'Z' || state == 'X' || state == 'x' {
+	if !ok {
+		// /proc may hide other users' processes (hidepid): ask the kernel
+		// whether the pid exists (EPERM: it does, and is not ours).
+		err := unix.Kill(pid, 0)
+		return err == nil || err == unix.EPERM
+	}
+	if state == 'Z' || state == 'X' || state == 'x' {
 		return false
 	}
 	return start == 0 || st == start
