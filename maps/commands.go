@@ -9,6 +9,14 @@ func (m *Map) Lookup(key, value []byte, flags uint64) error {
 	if err := m.lookupCheck(key, value, flags); err != nil {
 		return m.errorf("lookup", err)
 	}
+	if lc, ok := m.ops.(lookupCopier); ok {
+		v := escapeCopy(value)
+		if err := lc.lookupCopy(m, escapeCopy(key), v, flags); err != nil {
+			return m.errorf("lookup", err)
+		}
+		copy(value, v)
+		return nil
+	}
 	if m.stable {
 		// Array slots never move or go away: no read-side section needed.
 		p := m.opLookupElem(key)

@@ -223,6 +223,9 @@ func (m *Map) writable() error {
 }
 
 func (m *Map) checkKey(key []byte) error {
+	if m.keySize == 0 && key != nil {
+		return fmt.Errorf("%w: the map has no keys (key must be nil)", ErrInvalid)
+	}
 	if len(key) != int(m.keySize) {
 		return fmt.Errorf("%w: key is %d bytes, the map's keys are %d", ErrInvalid, len(key), m.keySize)
 	}

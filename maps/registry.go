@@ -34,6 +34,14 @@ type lookupAndDeleter interface {
 	lookupAndDelete(m *Map, key, value []byte, flags uint64) error
 }
 
+// lookupCopier is implemented by types whose lookup cannot hand out a
+// pointer to a stable value (a queue's peek, a bloom filter's membership
+// test): Lookup then calls lookupCopy, which fills value itself (or, for a
+// bloom filter, reads it) and returns the command's errno.
+type lookupCopier interface {
+	lookupCopy(m *Map, key, value []byte, flags uint64) error
+}
+
 // registry maps each implemented type to its ops: adding a type is one line.
 var registry = map[Type]mapOps{
 	Array:         arrayOps{},
