@@ -39,6 +39,19 @@ func BenchmarkReadPooled(b *testing.B) {
 	}
 }
 
+// BenchmarkReadPinned is the read-side cost through ReadPinned, on the
+// calling goroutine's P's Reader (in race builds it is Read).
+func BenchmarkReadPinned(b *testing.B) {
+	_, d := newRegion(b)
+	n := 0
+	fn := func() { n++ }
+	for b.Loop() {
+		if err := d.ReadPinned(fn); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkSynchronizeNoReaders is a grace period with no reader in flight
 // (target ≤ 10 µs median). A few idle Readers hold slots, as in a region
 // that is in use. p50-ns is the median of the individually timed calls.

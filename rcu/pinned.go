@@ -28,8 +28,13 @@ type perP struct {
 // the fast path for short, non-blocking sections (a map lookup copying a
 // value): entry and exit are a load and two stores, no pool. fn must not
 // block, sleep, take a lock that may sleep, or start goroutines: the
-// goroutine cannot be preempted while pinned.
+// goroutine cannot be preempted while pinned. fn must not panic either: a
+// panic while pinned is fatal ("panic holding locks"), recover cannot
+// catch it. In race-detector builds ReadPinned is Read.
 func (d *Domain) ReadPinned(fn func()) error {
+	if raceEnabled {
+		return d.Read(fn)
+	}
 	p := procPin()
 	if rs := d.pinned.readers.Load(); rs != nil && p < len(*rs) {
 		if rd := (*rs)[p].Load(); rd != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -240,5 +241,77 @@ func TestReaderCloseAfterRegionClose(t *testing.T) {
 	rd.Close() // used to write into the unmapped slot: SIGSEGV
 	if err := d.Close(); err != nil {
 		t.Errorf("domain Close after region Close: %v", err)
+	}
+}
+
+// TestReadPinned: ReadPinned runs fn inside a section of this process
+// (nested calls too) and leaves it afterwards; goroutines calling it at once
+// never share a Reader in a way that leaves a section open. In race builds
+// it is Read, so the detector checks the exclusivity there.
+func TestReadPinned(t *testing.T) {
+	r, d := newRegion(t)
+	tag := r.Tag()
+	inSection := func() int {
+		n := 0
+		for i := range d.w.Slots[:d.w.ReaderHigh.Load()] {
+			if s := &d.w.Slots[i]; s.Owner.Load() == tag && s.Epoch.Load() != 0 {
+				n++
+			}
+		}
+		return n
+	}
+	// fn only looks: it must not block, and t.Error may.
+	var inside, nested int
+	err := d.ReadPinned(func() {
+		inside = inSection()
+		if err := d.ReadPinned(func() { nested = inSection() }); err != nil {
+			nested = -1
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inside != 1 || nested < 1 {
+		t.Errorf("inside ReadPinned %d slots of this process in a section, nested %d; want 1 and at least 1", inside, nested)
+	}
+	if n := inSection(); n != 0 {
+		t.Errorf("after ReadPinned: %d slots of this process still in a section", n)
+	}
+
+	const goroutines, reads = 8, 5000
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range reads {
+				err := d.ReadPinned(func() {
+					if i%3 == 0 {
+						if d.ReadPinned(func() {}) != nil {
+							failed.Add(1)
+						}
+					}
+				})
+				if err != nil {
+					failed.Add(1)
+				}
+				if g == 0 && i%500 == 0 {
+					d.Synchronize() // waits for the others' sections: it must not hang
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := failed.Load(); n != 0 {
+		t.Errorf("%d ReadPinned calls failed", n)
+	}
+	if n := inSection(); n != 0 {
+		t.Errorf("after concurrent ReadPinned: %d slots of this process still in a section", n)
+	}
+	d.pooledMu.Lock()
+	defer d.pooledMu.Unlock()
+	for _, rd := range d.pooled {
+		if rd.depth != 0 {
+			t.Errorf("reader in slot %d left at depth %d", rd.idx, rd.depth)
+		}
 	}
 }
