@@ -37,7 +37,9 @@ const noLock = ^uint32(0)
 //	72  Count i64       hash: elements linked in buckets
 //	80  Lists           hash: the element lists (elemLists: Free, Limbo, Clock)
 //	104 Parts u64       LRU with BPF_F_NO_COMMON_LRU: ncpu × 64-byte elemLists, one per CPU
-//	112 (reserved)
+//	112 Meta u64        map-in-map: the inner-map template (innerMeta)
+//	120 OuterRefs u32   outer-map slots holding this map (futex word: 0 wakes WaitUnreferenced)
+//	124 ID u32          the map's ID in its region
 type desc struct {
 	Magic      uint32
 	Version    uint32
@@ -58,7 +60,9 @@ type desc struct {
 	Count      atomic.Int64
 	Lists      elemLists
 	Parts      uint64
-	_          [16]byte
+	Meta       uint64
+	OuterRefs  atomic.Uint32
+	ID         uint32
 }
 
 const descSize = 128

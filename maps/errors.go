@@ -35,6 +35,12 @@ var (
 	// ErrNoSpace is returned by a hash lookup batch whose buffers cannot hold
 	// the next bucket (ENOSPC).
 	ErrNoSpace error = errno.New("no space", unix.ENOSPC)
+	// ErrBadMap is returned when an inner map given to a map-in-map does not
+	// exist (the kernel's EBADF for a bad inner map fd).
+	ErrBadMap error = errno.New("no such map", unix.EBADF)
+	// ErrTimeout is returned by WaitUnreferenced when the map is still
+	// referenced when the timeout passes (ETIMEDOUT).
+	ErrTimeout error = errno.New("timed out", unix.ETIMEDOUT)
 	// ErrNoMemory is returned when the region cannot hold the map (ENOMEM).
 	ErrNoMemory error = errno.New("out of memory", unix.ENOMEM)
 )

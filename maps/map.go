@@ -41,6 +41,8 @@ type Map struct {
 	stable            bool // values never move (arrays): lookups need no RCU section
 
 	errMiss error // "lookup map NAME: key does not exist", built once
+
+	creating *Spec // the spec, while Create runs ops.alloc
 }
 
 // Create creates a map in the region and returns a handle on it. Checks
@@ -75,8 +77,12 @@ func Create(r *shm.Region, d *rcu.Domain, spec Spec) (*Map, error) {
 		dd.LockOff = spec.LockOffset
 	}
 	dd.NCPU = uint32(r.NumCPU())
+	dd.ID = r.NewObjectID()
 	m.loadDesc()
-	if err := ops.alloc(m); err != nil {
+	m.creating = &spec
+	err = ops.alloc(m)
+	m.creating = nil
+	if err != nil {
 		r.Free(off)
 		return nil, fmt.Errorf("create map %q: %w", spec.Name, err)
 	}
@@ -163,6 +169,9 @@ func (m *Map) setAccess(flags uint32) {
 
 // Close releases the handle. The map stays in the region.
 func (m *Map) Close() error { return nil }
+
+// ID is the map's ID in its region (what a map-in-map lookup returns).
+func (m *Map) ID() uint32 { return m.d.ID }
 
 // Name is the map's name in its region.
 func (m *Map) Name() string { return m.name }

@@ -50,4 +50,6 @@ var registry = map[Type]mapOps{
 	PerCPUHash:    &hashOps{perCPU: true},
 	LRUHash:       &hashOps{lru: true},
 	LRUPerCPUHash: &hashOps{lru: true, perCPU: true},
+	ArrayOfMaps:   &mapInMapOps{},
+	HashOfMaps:    &mapInMapOps{hash: &hashOps{}},
 }

@@ -21,6 +21,11 @@ type Spec struct {
 	// (from the value's BTF, or given by hand).
 	HasLock    bool
 	LockOffset uint32
+	// InnerMap is the template for the inner maps of ARRAY_OF_MAPS and
+	// HASH_OF_MAPS (the kernel's inner_map_fd): inner maps must have its
+	// type, key and value sizes, flags and (unless it has BPF_F_INNER_MAP)
+	// max_entries.
+	InnerMap *Map
 }
 
 func (s *Spec) String() string {

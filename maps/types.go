@@ -13,11 +13,14 @@ const (
 	PerCPUArray   Type = 6
 	LRUHash       Type = 9
 	LRUPerCPUHash Type = 10
+	ArrayOfMaps   Type = 12
+	HashOfMaps    Type = 13
 )
 
 var typeNames = map[Type]string{
 	Hash: "hash", Array: "array", PerCPUHash: "percpu_hash", PerCPUArray: "percpu_array",
 	LRUHash: "lru_hash", LRUPerCPUHash: "lru_percpu_hash",
+	ArrayOfMaps: "array_of_maps", HashOfMaps: "hash_of_maps",
 }
 
 // String returns the name bpftool uses for the type.
@@ -65,6 +68,13 @@ const (
 	UpdateNoExist = 1 // BPF_NOEXIST: create only
 	UpdateExist   = 2 // BPF_EXIST: update only
 	FlagLock      = 4 // BPF_F_LOCK: copy the value under its spin lock
+
+	// FlagWaitGrace (userbpf's own, for ARRAY_OF_MAPS and HASH_OF_MAPS):
+	// the update or delete returns only after an RCU grace period, so no
+	// reader can still use the inner map it replaced — what the kernel
+	// always does (a synchronize_rcu per update); here it is opt-in, and
+	// Region.Synchronize after many flips costs one grace period for all.
+	FlagWaitGrace = 1 << 31
 )
 
 // roundUp8 is the kernel's round_up(x, 8): the stride of values.

@@ -77,6 +77,7 @@ const (
 //	320  Epoch u64         RCU global epoch
 //	328  Completed u64     RCU: blocks retired before this epoch may be freed
 //	336  ReaderHigh u32    RCU: reader slots in use are below this index
+//	340  LastID u32        the last object ID handed out (map IDs, as the kernel's)
 //	384  VCPUSeq u32       futex word bumped when a virtual CPU is released to waiters
 //	388  VCPUWaiters u32   processes sleeping for a virtual CPU
 //	392  DirLock u32       lock.Mutex guarding the directory
@@ -114,7 +115,8 @@ type header struct {
 	Epoch      atomic.Uint64
 	Completed  atomic.Uint64
 	ReaderHigh atomic.Uint32
-	_          [44]byte
+	LastID     atomic.Uint32
+	_          [40]byte
 
 	VCPUSeq     atomic.Uint32
 	VCPUWaiters atomic.Uint32
