@@ -41,13 +41,15 @@ func CreateRegion(path string, o RegionOptions) (*Region, error) {
 	return attach(s), nil
 }
 
-// OpenRegion attaches to an existing region.
+// OpenRegion attaches to an existing region. Processes that died while
+// attached are reaped, blocks they had retired included.
 func OpenRegion(path string) (*Region, error) {
-	s, err := shm.Open(path)
+	var d *rcu.Domain
+	s, err := shm.OpenWithHooks(path, func(s *shm.Region) { d = rcu.New(s) })
 	if err != nil {
 		return nil, err
 	}
-	return attach(s), nil
+	return &Region{shm: s, rcu: d}, nil
 }
 
 func attach(s *shm.Region) *Region { return &Region{shm: s, rcu: rcu.New(s)} }

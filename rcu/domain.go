@@ -116,7 +116,7 @@ func (d *Domain) waitSlot(s *shm.ReaderSlot, e uint64) {
 // A slot being cleared is claimed by no one (unless the clearer died, see
 // claim), so the clearer's store of Epoch 0 can never hit a section of a
 // new owner.
-const clearingBit = 1 << 31
+const clearingBit = shm.ReaderClearing
 
 // clearIfDead clears a reader slot whose owner process died.
 func (d *Domain) clearIfDead(s *shm.ReaderSlot) {

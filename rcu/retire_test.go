@@ -317,26 +317,18 @@ var _ = proctest.Register("retire-exit", func(args []string) error {
 })
 
 // TestRetireRingOfProcessReapedByOpen: a process that exited without
-// detaching, with blocks on its retire ring, is reaped by the next shm.Open
-// of the region. Its blocks must not leak.
-//
-// Known bug, in shm: Open reaps dead processes before the caller can attach
-// an rcu.Domain to the new Region, so no reap hook frees the ring; the
-// process-table slot is freed with its RetireRing word still set, and the
-// next register() of that slot zeroes the word. The ring and every block on
-// it leak for good. The same happens to every attach through the root
-// package (shm.Open, then rcu.New).
+// detaching, with blocks on its retire ring, is reaped by the next attach
+// of the region. Its blocks must not leak: shm.OpenWithHooks lets the RCU
+// domain register its reap hook before the reaping starts.
 func TestRetireRingOfProcessReapedByOpen(t *testing.T) {
-	t.Skip("known shm bug: shm.Open reaps dead processes before rcu.New can register the hook that frees their retire rings")
 	r, _ := newRegion(t)
 	c := startChild(t, "retire-exit", r.Path())
 	c.Wait(t)
-	r2, err := shm.Open(r.Path()) // reaps the child
+	r2, err := shm.OpenWithHooks(r.Path(), func(s *shm.Region) { New(s) }) // reaps the child
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r2.Close()
-	New(r2)
 	if got := r.Counter(shm.CounterProcsReaped).Load(); got != 1 {
 		t.Fatalf("processes_reaped = %d, want 1", got)
 	}

@@ -226,11 +226,14 @@ func (r *Region) releaseOwnedCounted(tag uint32, count bool) {
 	high := min(r.hdr.ReaderHigh.Load(), MaxReaders)
 	for i := uint32(0); i < high; i++ {
 		rs := r.readerSlot(int(i))
-		if rs.Owner.Load() != tag {
+		// Own the slot before clearing its epoch: a slot cleared by someone
+		// else and claimed by a new reader meanwhile must keep its epoch.
+		if !rs.Owner.CompareAndSwap(tag, ReaderClearing|r.holder.Tag) {
 			continue
 		}
 		rs.Epoch.Store(0)
-		if rs.Owner.CompareAndSwap(tag, 0) && count {
+		rs.Owner.Store(0)
+		if count {
 			r.hdr.Counters[CounterReadersReaped].Add(1)
 		}
 	}

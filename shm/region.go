@@ -182,7 +182,13 @@ func writeNewRegion(tmp string, l layout, limit uint64, ncpu uint32, mode os.Fil
 
 // Open attaches to an existing region and registers this process in its
 // process table. Dead processes found in the table are reaped.
-func Open(path string) (*Region, error) {
+func Open(path string) (*Region, error) { return OpenWithHooks(path, nil) }
+
+// OpenWithHooks is Open for upper layers that keep state of their own per
+// process (the RCU retire ring): install runs after this process is
+// registered and before dead processes are reaped, so the reap hooks it
+// registers (OnReap) also run for processes that died before this attach.
+func OpenWithHooks(path string, install func(*Region)) (*Region, error) {
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, pathErr("open", path, osErr(err))
@@ -202,6 +208,9 @@ func Open(path string) (*Region, error) {
 	if err := r.register(); err != nil {
 		r.unmap()
 		return nil, pathErr("open", path, err)
+	}
+	if install != nil {
+		install(r)
 	}
 	r.ReapDead()
 	return r, nil
