@@ -215,7 +215,8 @@ func (r *Region) allocRun(n uint64) (uint64, error) {
 	}
 	r.setSpanKind(s, spanRunHead)
 	crashPoint(siteRunDescribed)
-	r.self.AllocInflight.CompareAndSwap(off, 0) // not Store: never erase another goroutine's record
+	// CAS, not Store: never erase another goroutine's record.
+	r.self.AllocInflight.CompareAndSwap(off, 0)
 	return off, nil // fresh file space is zero
 }
 
