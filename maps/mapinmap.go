@@ -385,8 +385,32 @@ func (m *Map) handleAt(off uint64) (*Map, error) {
 	return actual.(*Map), nil
 }
 
-// innerByID finds the map with the given ID in m's region.
+// byID caches, per region, where the map with an ID keeps its descriptor.
+var byID sync.Map // idKey → uint64
+
+type idKey struct {
+	region *shm.Region
+	id     uint32
+}
+
+// innerByID finds the map with the given ID in m's region: from the cache
+// (checked against the descriptor's ID), else by a directory scan.
 func (m *Map) innerByID(id uint32) (*Map, error) {
+	k := idKey{m.region, id}
+	if off, ok := byID.Load(k); ok {
+		if h, err := m.handleAt(off.(uint64)); err == nil && h.d.ID == id {
+			return h, nil
+		}
+		byID.Delete(k)
+	}
+	h, err := m.scanByID(id)
+	if err == nil {
+		byID.Store(k, h.descOff)
+	}
+	return h, err
+}
+
+func (m *Map) scanByID(id uint32) (*Map, error) {
 	if id != 0 {
 		for _, obj := range m.region.Objects() {
 			if obj.Kind != KindMap || obj.Size != descSize {

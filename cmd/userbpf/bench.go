@@ -13,8 +13,9 @@ import (
 
 // suites are the benchmark suites `userbpf bench` knows.
 var suites = map[string]func(*bench.Env) ([]bench.Result, error){
-	"sync": bench.Sync,
-	"maps": bench.Maps,
+	"sync":     bench.Sync,
+	"maps":     bench.Maps,
+	"mapinmap": bench.MapInMap,
 }
 
 func benchCmd(g *globals) *cobra.Command {
@@ -26,7 +27,8 @@ func benchCmd(g *globals) *cobra.Command {
 equivalent it is measured in the same run and the ratio is printed.
 
 Suites: sync (value lock, RCU, Synchronize vs membarrier, allocator),
-maps (hash and array commands against bpf(2), allocations, locked values, memory).`,
+maps (hash and array commands against bpf(2), allocations, locked values, memory),
+mapinmap (double-buffer flip + grace period against the kernel's outer-map update).`,
 		Example: "  userbpf bench sync\n  userbpf bench sync --json",
 		RunE: func(_ *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -41,7 +43,7 @@ maps (hash and array commands against bpf(2), allocations, locked values, memory
 			for _, name := range args {
 				run, ok := suites[name]
 				if !ok {
-					return usageError{fmt.Errorf("unknown bench suite %q (have: sync, maps)", name)}
+					return usageError{fmt.Errorf("unknown bench suite %q (have: sync, maps, mapinmap)", name)}
 				}
 				res, err := run(env)
 				if err != nil {
