@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -70,12 +71,14 @@ func parseFlags(w *words) (uint32, error) {
 
 func mapCreateCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "create REGION:NAME type TYPE key KEY_SIZE value VALUE_SIZE entries MAX_ENTRIES [flags FLAGS] [lock-offset N]",
+		Use:   "create REGION:NAME type TYPE key KEY_SIZE value VALUE_SIZE entries MAX_ENTRIES [flags FLAGS] [lock-offset N] [inner_map NAME]",
 		Short: "create a map",
 		Long: `Create a map. TYPE is one of hash, array, percpu_hash, percpu_array, lru_hash,
 lru_percpu_hash. FLAGS is a number or names joined by commas (no_prealloc,
 no_common_lru, zero_seed, mmapable, rdonly_prog, ...). lock-offset N says the
-value holds a struct bpf_spin_lock at byte N (allowed in lru_hash too).`,
+value holds a struct bpf_spin_lock at byte N (allowed in lru_hash too). For
+array_of_maps and hash_of_maps (value 4), inner_map NAME names the template map
+in the same region; their values are map IDs ("value id N" or "value name NAME").`,
 		Example: `  userbpf map create demo:counts type hash key 4 value 8 entries 1024
   userbpf map create demo:locked type lru_hash key 4 value 16 entries 4096 lock-offset 0`,
 		Args: cobra.MinimumNArgs(1),
@@ -85,6 +88,7 @@ value holds a struct bpf_spin_lock at byte N (allowed in lru_hash too).`,
 				return err
 			}
 			spec := maps.Spec{Name: name}
+			innerName := ""
 			seen := map[string]bool{}
 			w := &words{args: args[1:]}
 			for w.more() {
@@ -114,6 +118,11 @@ value holds a struct bpf_spin_lock at byte N (allowed in lru_hash too).`,
 				case "lock-offset":
 					v, err = w.uint(kw, 32)
 					spec.HasLock, spec.LockOffset = true, uint32(v)
+				case "inner_map":
+					if !w.more() {
+						return usageError{fmt.Errorf("inner_map: missing the template map's name")}
+					}
+					innerName = w.next()
 				default:
 					return usageError{fmt.Errorf("unknown keyword %q", kw)}
 				}
@@ -132,6 +141,11 @@ value holds a struct bpf_spin_lock at byte N (allowed in lru_hash too).`,
 				return err
 			}
 			defer r.Close()
+			if innerName != "" {
+				if spec.InnerMap, err = r.OpenMap(innerName, maps.FlagRdOnly); err != nil {
+					return err
+				}
+			}
 			m, err := r.CreateMap(spec)
 			if err != nil {
 				return err
@@ -383,7 +397,10 @@ stored on every CPU. "lock" copies the value under its bpf_spin_lock (BPF_F_LOCK
 			if !w.more() || w.next() != "value" {
 				return usageError{fmt.Errorf("expected: value BYTES")}
 			}
-			one, err := w.bytes("value", int(m.ValueSize()))
+			one, err := innerValue(r, w)
+			if one == nil && err == nil {
+				one, err = w.bytes("value", int(m.ValueSize()))
+			}
 			if err != nil {
 				return err
 			}
@@ -510,4 +527,31 @@ func mapFreezeCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// innerValue reads a map-in-map value given as "id N" or "name NAME"
+// (bpftool takes an inner map the same way); nil if the value is bytes.
+func innerValue(r *userbpf.Region, w *words) ([]byte, error) {
+	if !w.more() || w.peek() != "id" && w.peek() != "name" {
+		return nil, nil
+	}
+	var id uint32
+	switch w.next() {
+	case "id":
+		v, err := w.uint("value id", 32)
+		if err != nil {
+			return nil, err
+		}
+		id = uint32(v)
+	default:
+		if !w.more() {
+			return nil, usageError{fmt.Errorf("value name: missing the inner map's name")}
+		}
+		inner, err := r.OpenMap(w.next(), maps.FlagRdOnly)
+		if err != nil {
+			return nil, err
+		}
+		id = inner.ID()
+	}
+	return binary.NativeEndian.AppendUint32(nil, id), nil
 }

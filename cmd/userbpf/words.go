@@ -29,7 +29,7 @@ func (w *words) uint(kw string, bits int) (uint64, error) {
 // mapKeywords end a byte list.
 var mapKeywords = map[string]bool{
 	"key": true, "value": true, "any": true, "exist": true, "noexist": true, "lock": true,
-	"type": true, "entries": true, "flags": true, "lock-offset": true,
+	"type": true, "entries": true, "flags": true, "lock-offset": true, "inner_map": true,
 }
 
 // bytes reads the byte list after keyword kw, as bpftool does: each word is
