@@ -55,6 +55,9 @@ func (m *Map) LookupAndDeleteBatch(in, out, keys, values []byte, elemFlags, flag
 }
 
 func (m *Map) lookupBatch(cmd string, in, out, keys, values []byte, elemFlags, flags uint64, del bool) (int, error) {
+	if err := m.batchAllowed(lookupBatchCmd(del)); err != nil {
+		return 0, m.errorf(cmd, err)
+	}
 	var err error
 	switch {
 	case !m.canRead || del && (!m.canWrite || m.Frozen()):
@@ -120,6 +123,9 @@ func (m *Map) genericLookupBatch(in, out, keys, values []byte, count int, elemFl
 // UpdateBatch applies Update to each key and value in order with
 // elemFlags, stopping at the first error.
 func (m *Map) UpdateBatch(keys, values []byte, elemFlags, flags uint64) (int, error) {
+	if err := m.batchAllowed(batchUpdate); err != nil {
+		return 0, m.errorf("update batch", err)
+	}
 	count, err := m.batchCount(keys, values, true)
 	if err == nil {
 		err = m.writable()
@@ -144,11 +150,14 @@ func (m *Map) UpdateBatch(keys, values []byte, elemFlags, flags uint64) (int, er
 // kernel, which has no batch.flags for this command worth passing. Arrays
 // do not support it (ErrNotSupported).
 func (m *Map) DeleteBatch(keys []byte, elemFlags uint64) (int, error) {
+	if err := m.batchAllowed(batchDelete); err != nil {
+		return 0, m.errorf("delete batch", err)
+	}
 	count, err := m.batchCount(keys, nil, false)
 	if err == nil {
 		err = m.writable()
 	}
-	if _, isHash := m.ops.(batchOps); err == nil && !isHash {
+	if _, isHash := m.ops.(batchOps); err == nil && !isHash && !m.hasBatch(batchDelete) {
 		err = ErrNotSupported
 	}
 	if err == nil {

@@ -150,7 +150,7 @@ func (m *Map) validateDesc() error {
 	if !ok {
 		return fmt.Errorf("unknown map type %d", d.Type)
 	}
-	if int(d.NCPU) != m.region.NumCPU() || d.KeySize == 0 && Type(d.Type) != Array && Type(d.Type) != PerCPUArray {
+	if int(d.NCPU) != m.region.NumCPU() || d.KeySize == 0 && Type(d.Type) != Array && Type(d.Type) != PerCPUArray && !Type(d.Type).keyless() {
 		return fmt.Errorf("bad sizes")
 	}
 	m.ops = ops

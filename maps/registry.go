@@ -52,4 +52,8 @@ var registry = map[Type]mapOps{
 	LRUPerCPUHash: &hashOps{lru: true, perCPU: true},
 	ArrayOfMaps:   &mapInMapOps{},
 	HashOfMaps:    &mapInMapOps{hash: &hashOps{}},
+	LPMTrie:       lpmOps{},
+	Queue:         queueOps{},
+	Stack:         queueOps{stack: true},
+	BloomFilter:   bloomOps{},
 }

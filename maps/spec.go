@@ -15,7 +15,8 @@ type Spec struct {
 	// Flags are map_flags (Flag*). FlagRdOnly/FlagWrOnly select the mode of
 	// the returned handle, as they select the mode of the kernel's fd.
 	Flags uint32
-	// MapExtra is map_extra; it must be 0 for the types here.
+	// MapExtra is map_extra; it must be 0 except for bloom filters, where
+	// bits 0-3 are the number of hash functions (0 means 5).
 	MapExtra uint64
 	// HasLock says the value holds a struct bpf_spin_lock at LockOffset
 	// (from the value's BTF, or given by hand).
@@ -43,7 +44,7 @@ const (
 // validateGeneric runs the checks map_create does before the type's own
 // (steps 4-7 of the kernel's order).
 func (s *Spec) validateGeneric() (mapOps, error) {
-	if s.MapExtra != 0 {
+	if s.MapExtra != 0 && s.Type != BloomFilter {
 		return nil, fmt.Errorf("%w: map_extra %#x is only for bloom filters and arenas", ErrInvalid, s.MapExtra)
 	}
 	if s.Flags&FlagRdOnly != 0 && s.Flags&FlagWrOnly != 0 {
@@ -81,6 +82,9 @@ func (s *Spec) validateLock() error {
 	}
 	if s.Type.perCPU() {
 		return fmt.Errorf("%w: a bpf_spin_lock in a per-CPU map's value", ErrOpNotSupported)
+	}
+	if s.Type.keyless() || s.Type == LPMTrie {
+		return fmt.Errorf("%w: a bpf_spin_lock in a %s map's value", ErrOpNotSupported, s.Type)
 	}
 	if s.LockOffset%4 != 0 || uint64(s.LockOffset)+4 > uint64(s.ValueSize) {
 		return fmt.Errorf("%w: bpf_spin_lock at offset %d does not fit a %d-byte value 4-aligned", ErrInvalid, s.LockOffset, s.ValueSize)

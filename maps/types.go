@@ -15,12 +15,17 @@ const (
 	LRUPerCPUHash Type = 10
 	ArrayOfMaps   Type = 12
 	HashOfMaps    Type = 13
+	LPMTrie       Type = 11
+	Queue         Type = 22
+	Stack         Type = 23
+	BloomFilter   Type = 30
 )
 
 var typeNames = map[Type]string{
 	Hash: "hash", Array: "array", PerCPUHash: "percpu_hash", PerCPUArray: "percpu_array",
 	LRUHash: "lru_hash", LRUPerCPUHash: "lru_percpu_hash",
 	ArrayOfMaps: "array_of_maps", HashOfMaps: "hash_of_maps",
+	LPMTrie: "lpm_trie", Queue: "queue", Stack: "stack", BloomFilter: "bloom_filter",
 }
 
 // String returns the name bpftool uses for the type.
@@ -42,6 +47,9 @@ func ParseType(s string) (Type, bool) {
 }
 
 func (t Type) perCPU() bool { return t == PerCPUArray || t == PerCPUHash || t == LRUPerCPUHash }
+
+// keyless says the type has no keys (key_size 0, key always nil).
+func (t Type) keyless() bool { return t == Queue || t == Stack || t == BloomFilter }
 
 // Map creation flags (map_flags), as in the kernel UAPI.
 const (
