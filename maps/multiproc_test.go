@@ -189,9 +189,6 @@ func churn(m *maps.Map, id, rounds int) error {
 // Under -race this also checks the Go-side state behind the commands
 // (pooled RCU readers, handles) for data races.
 func TestConcurrentGoroutines(t *testing.T) {
-	if raceOn {
-		t.Skip("bug: rcu.Domain.ReadPinned shares one Reader per P through procPin, which the race detector cannot see: every program using one Map from several goroutines reports a data race on Reader.depth under -race; ReadPinned should fall back to Read in race builds")
-	}
 	r, _ := newRegion(t)
 	m := createMap(t, r, maps.Spec{Name: "gor", Type: maps.Hash, KeySize: 8, ValueSize: patternSize, MaxEntries: parMaxElems})
 	rounds := scaled(300, 40)
