@@ -80,6 +80,7 @@ func (m *Map) Update(key, value []byte, flags uint64) error {
 	if err != nil {
 		return m.errorf("update", err)
 	}
+	m.emit(EventUpdate, key, value)
 	return nil
 }
 
@@ -95,6 +96,7 @@ func (m *Map) Delete(key []byte) error {
 	if err != nil {
 		return m.errorf("delete", err)
 	}
+	m.emit(EventDelete, key, nil)
 	return nil
 }
 
@@ -148,6 +150,7 @@ func (m *Map) LookupAndDelete(key, value []byte, flags uint64) error {
 	if err != nil {
 		return m.errorf("lookup and delete", err)
 	}
+	m.emit(EventDelete, key, nil)
 	return nil
 }
 
@@ -201,6 +204,9 @@ func (m *Map) WithLock(key []byte, fn func(value []byte) error) error {
 		l.Lock(m.holder)
 		defer l.Unlock()
 		err = fn(storage(p, m.valueSize))
+		if err == nil {
+			m.emitStored(EventUpdate, key, p) // the value as fn left it, still under the lock
+		}
 	})
 	if !found {
 		return m.errorf("locked update", ErrKeyNotExist)

@@ -14,7 +14,7 @@ const descVersion = 1
 // noLock in LockOff means the value has no bpf_spin_lock.
 const noLock = ^uint32(0)
 
-// desc is a map's descriptor: a 128-byte region block, published in the
+// desc is a map's descriptor: a 256-byte region block, published in the
 // region's directory under the map's name. Everything a process needs to
 // use the map is here; the immutable part is validated once at open.
 //
@@ -40,6 +40,8 @@ const noLock = ^uint32(0)
 //	112 Meta u64        map-in-map: the inner-map template (innerMeta)
 //	120 OuterRefs u32   outer-map slots holding this map (futex word: 0 wakes WaitUnreferenced)
 //	124 ID u32          the map's ID in its region
+//	128 Watch u64       the map's event log for watchers (watchLog), 0 until the first Watch
+//	136 (reserved to 256)
 type desc struct {
 	Magic      uint32
 	Version    uint32
@@ -63,9 +65,11 @@ type desc struct {
 	Meta       uint64
 	OuterRefs  atomic.Uint32
 	ID         uint32
+	Watch      atomic.Uint64
+	_          [120]byte
 }
 
-const descSize = 128
+const descSize = 256
 
 var _ [descSize - unsafe.Sizeof(desc{})]byte
 var _ [unsafe.Sizeof(desc{}) - descSize]byte

@@ -669,6 +669,7 @@ func (h *hashOps) evict(m *Map, part, n int) {
 		h.lockBucket(m, b)
 		if e.State.Load() == elemLive && h.unlink(m, b, off) {
 			m.d.Count.Add(-1)
+			m.emitStored(EventEvict, h.key(m, off), nil)
 			b.Lock.Unlock()
 			h.putElem(m, off, true)
 			n--
