@@ -52,6 +52,8 @@ var registry = map[Type]mapOps{
 	LRUPerCPUHash: &hashOps{lru: true, perCPU: true},
 	ArrayOfMaps:   &mapInMapOps{},
 	HashOfMaps:    &mapInMapOps{hash: &hashOps{}},
+	RingBuf:       ringbufOps{},
+	UserRingBuf:   ringbufOps{user: true},
 	LPMTrie:       lpmOps{},
 	Queue:         queueOps{},
 	Stack:         queueOps{stack: true},

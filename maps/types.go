@@ -19,6 +19,8 @@ const (
 	Queue         Type = 22
 	Stack         Type = 23
 	BloomFilter   Type = 30
+	RingBuf       Type = 27
+	UserRingBuf   Type = 31
 )
 
 var typeNames = map[Type]string{
@@ -26,6 +28,7 @@ var typeNames = map[Type]string{
 	LRUHash: "lru_hash", LRUPerCPUHash: "lru_percpu_hash",
 	ArrayOfMaps: "array_of_maps", HashOfMaps: "hash_of_maps",
 	LPMTrie: "lpm_trie", Queue: "queue", Stack: "stack", BloomFilter: "bloom_filter",
+	RingBuf: "ringbuf", UserRingBuf: "user_ringbuf",
 }
 
 // String returns the name bpftool uses for the type.
@@ -49,7 +52,9 @@ func ParseType(s string) (Type, bool) {
 func (t Type) perCPU() bool { return t == PerCPUArray || t == PerCPUHash || t == LRUPerCPUHash }
 
 // keyless says the type has no keys (key_size 0, key always nil).
-func (t Type) keyless() bool { return t == Queue || t == Stack || t == BloomFilter }
+func (t Type) keyless() bool {
+	return t == Queue || t == Stack || t == BloomFilter || t == RingBuf || t == UserRingBuf
+}
 
 // Map creation flags (map_flags), as in the kernel UAPI.
 const (
