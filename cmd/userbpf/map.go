@@ -17,6 +17,7 @@ func mapCmd(g *globals) *cobra.Command {
 	c.AddCommand(
 		mapCreateCmd(g), mapShowCmd(g, "show"), mapShowCmd(g, "list"), mapDumpCmd(g),
 		mapLookupCmd(g), mapUpdateCmd(g), mapDeleteCmd(g), mapGetNextCmd(g), mapFreezeCmd(g),
+		mapWatchCmd(g),
 	)
 	return c
 }
