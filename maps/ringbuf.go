@@ -198,6 +198,10 @@ func (o ringbufOps) lookupAndDelete(m *Map, key, value []byte, flags uint64) err
 	return fmt.Errorf("%w: a ring buffer has no elements", ErrNotSupported)
 }
 
+// hasBatch: a ring buffer has no batch commands (ENOTSUPP, as the kernel's
+// ringbuf_map_ops set none).
+func (o ringbufOps) hasBatch(batchCmd) bool { return false }
+
 // RingMemory is where a ring buffer map's memory lies in its region.
 type RingMemory struct {
 	// Region is the region holding the ring.
