@@ -1,0 +1,46 @@
+package vm
+
+// Insn is one 8-byte eBPF instruction, decoded (RFC 9669 §3). A 64-bit
+// immediate load (BPF_LD | BPF_IMM | BPF_DW) takes two Insns, as on the
+// wire; the second holds the upper 32 bits in Imm.
+type Insn struct {
+	Op  uint8 // opcode: class, size/mode or operation, source
+	Dst uint8 // destination register 0-10
+	Src uint8 // source register 0-10, or a pseudo kind for LD_IMM64 and CALL
+	Off int16
+	Imm int32
+}
+
+// Pseudo values in Src of LD_IMM64 (as the kernel's uapi).
+const (
+	PseudoMapFD    = 1 // Imm: index into Program.Maps; loads the map reference
+	PseudoMapValue = 2 // Imm: index into Program.Maps; next Imm: offset into the map's single value
+)
+
+// Pseudo values in Src of CALL.
+const (
+	CallHelper = 0 // Imm: helper number
+	CallLocal  = 1 // Imm: relative instruction offset of a bpf-to-bpf call
+	CallKfunc  = 2 // Imm: kfunc id (in the host's kfunc table)
+)
+
+// MapRef is what the host tells the VM about a map a program references.
+type MapRef struct {
+	// Handle is the host's opaque map object; helpers get it back.
+	Handle any
+	// ValueAddr/ValueSize: for PseudoMapValue loads (global data in
+	// .data/.bss/.rodata arrays), the address and size of the map's single
+	// value; the range is readable by the program, and writable unless
+	// ReadOnly.
+	ValueAddr uintptr
+	ValueSize uint32
+	ReadOnly  bool
+}
+
+// Program is a loaded program: instructions with map references resolved
+// to indexes into Maps.
+type Program struct {
+	Name  string
+	Insns []Insn
+	Maps  []MapRef
+}
