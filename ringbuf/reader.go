@@ -32,6 +32,10 @@ var (
 	maxProbe   = 100 * time.Millisecond
 )
 
+// testHookSleep, if set (by tests only), runs when a reader has announced
+// that it sleeps and found nothing to read, just before it waits.
+var testHookSleep func()
+
 // Reader consumes a RINGBUF. It owns the ring's consumer side: one Reader
 // at a time per ring, in all processes (a second one gets ErrBusy), unless
 // the owner died, in which case the new Reader takes over where it
@@ -190,6 +194,9 @@ func (r *Reader) sleep(ctx context.Context, busy bool) {
 	var timeout time.Duration
 	if busy {
 		timeout = r.probe
+	}
+	if testHookSleep != nil {
+		testHookSleep()
 	}
 	woken := futex.Wait(&c.Seq, seq, timeout)
 	if stop != nil {
