@@ -19,7 +19,7 @@ func countComparable(e syscall.Errno) bool {
 // cursorSize is the size of a batch cursor: a u32 bucket index for hash
 // maps, a key for the generic (array) implementation.
 func (p *pair) cursorSize() int {
-	if isArray(p.s.Type) {
+	if isArray(p.s.Type) || p.s.Type == typeLPMTrie {
 		return int(p.s.KeySize)
 	}
 	return 4

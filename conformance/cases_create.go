@@ -26,6 +26,8 @@ func allCases(opts Options) []caseDef {
 	cs = append(cs, lockCases()...)
 	cs = append(cs, batchCases()...)
 	cs = append(cs, randomCases(opts)...)
+	cs = append(cs, keylessCases(opts)...)
+	cs = append(cs, lpmCases(opts)...)
 	return cs
 }
 

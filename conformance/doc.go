@@ -7,7 +7,10 @@
 //
 // The cases follow the checklist of tools/testing/selftests/bpf/test_maps.c
 // (shared/reference/kernel-map-semantics.md §8) for ARRAY, PERCPU_ARRAY,
-// HASH, PERCPU_HASH, LRU_HASH and LRU_PERCPU_HASH: create-time validation
+// HASH, PERCPU_HASH, LRU_HASH and LRU_PERCPU_HASH (and QUEUE, STACK,
+// BLOOM_FILTER and LPM_TRIE: cases_keyless.go, cases_lpm.go, where bloom
+// filters created with BPF_F_ZERO_SEED must give the kernel's false
+// positives and LPM walks the kernel's post-order): create-time validation
 // and its order, every element and batch command's errno for every
 // mistake, freeze, read-only and write-only handles, per-CPU value layout,
 // bpf_spin_lock values (BTF on the kernel side, an explicit lock offset on
