@@ -37,6 +37,11 @@ func NewTypedMap[K comparable, V any](m *maps.Map) (*TypedMap[K, V], error) {
 			return nil, fmt.Errorf("typed map %q: %w: %v holds pointers or Go-managed data", m.Name(), maps.ErrInvalid, t)
 		}
 	}
+	// A key is hashed and compared byte for byte: padding bytes (which Go
+	// leaves undefined) would make equal keys differ.
+	if kt := reflect.TypeFor[K](); padded(kt) {
+		return nil, fmt.Errorf("typed map %q: %w: key type %v has padding or blank fields; spell the padding out as a named field", m.Name(), maps.ErrInvalid, kt)
+	}
 	return &TypedMap[K, V]{m: m}, nil
 }
 
@@ -55,6 +60,25 @@ func plainData(t reflect.Type) bool {
 			}
 		}
 		return true
+	}
+	return false
+}
+
+// padded reports whether t has bytes no field covers, or blank fields.
+func padded(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Array:
+		return padded(t.Elem())
+	case reflect.Struct:
+		end := uintptr(0)
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if f.Offset != end || f.Name == "_" || padded(f.Type) {
+				return true
+			}
+			end = f.Offset + f.Type.Size()
+		}
+		return end != t.Size()
 	}
 	return false
 }

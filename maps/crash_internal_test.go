@@ -96,9 +96,6 @@ func TestCrashWindows(t *testing.T) {
 		{"reserve", 1},
 	} {
 		t.Run(tc.window, func(t *testing.T) {
-			if tc.window == "replace" {
-				t.Skip("bug: hashOps.repairBucket decrements Count for the duplicate a killed replacement leaves; the count counted the key once, so Count() ends one too low (and reserve then admits max_entries+1 elements)")
-			}
 			path := filepath.Join(t.TempDir(), "region")
 			r, err := shm.Create(path, shm.Options{CPUs: 2, SizeLimit: 64 << 20})
 			if err != nil {
@@ -180,9 +177,6 @@ func TestCrashWindowPopped(t *testing.T) {
 		max uint32
 	}{{Hash, 4}, {LRUHash, 1}, {LRUHash, 4}} {
 		t.Run(fmt.Sprintf("%s/%d", tc.typ, tc.max), func(t *testing.T) {
-			if tc.typ == LRUHash {
-				t.Skip("bug: an element a killed writer popped from an LRU pool (max_entries elements, no spares) is lost for good: the LRU holds one key less, and a 1-element LRU refuses every insert with ENOMEM")
-			}
 			path := filepath.Join(t.TempDir(), "region")
 			r, err := shm.Create(path, shm.Options{CPUs: 2, SizeLimit: 64 << 20})
 			if err != nil {

@@ -106,11 +106,6 @@ var _ = proctest.Register("survivor", func(args []string) error {
 // adjusting the element count leaves the count one too high (never too
 // low): the map then holds one element less than max_entries. So after
 // `kills` kills, 0 <= Count() - walked <= kills.
-//
-// bug: hashOps.repairBucket decrements the count for the duplicate a
-// killed replacement leaves (see TestCrashWindows/replace), so the count
-// can end below the walk. Until it is fixed, minDrift tolerates that;
-// set it back to 0 with the fix.
 func TestKilledWriters(t *testing.T) {
 	r, path := newRegion(t)
 	m := createMap(t, r, maps.Spec{Name: "crash", Type: maps.Hash, KeySize: 8, ValueSize: patternSize,
@@ -163,9 +158,9 @@ func TestKilledWriters(t *testing.T) {
 	}
 }
 
-// minDrift is the lowest Count() - walked the crash test accepts: 0, but
-// -kills while the repairBucket bug stands (see TestKilledWriters).
-func minDrift(kills int) int64 { return -int64(kills) }
+// minDrift is the lowest Count() - walked the crash test accepts: a kill
+// never leaves the count below the elements linked.
+func minDrift(kills int) int64 { return 0 }
 
 // checkAfterCrashes checks a quiescent map the crash test wrote.
 func checkAfterCrashes(t *testing.T, m *maps.Map, kills int) {

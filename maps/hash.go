@@ -8,6 +8,7 @@ import (
 	"math/bits"
 	"runtime"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/userbpf/userbpf/lock"
@@ -134,10 +135,25 @@ func (h *hashOps) prealloc(m *Map) bool { return m.flags&FlagNoPrealloc == 0 }
 // spares are extra preallocated elements so that replacing a key in a full
 // map always finds an element (the kernel keeps one per CPU).
 func (h *hashOps) spares(m *Map) uint32 {
-	if h.lru {
-		return 0
+	if h.perCPULRU(m) {
+		return 0 // each CPU's part is exactly its share of max_entries
 	}
 	return uint32(m.ncpu) + 16
+}
+
+// commonLRU is an LRU map with one list: its capacity is kept by the
+// element count (reserve, evicting when full), so spare elements in other
+// updaters' hands never make an insert fail.
+func (h *hashOps) commonLRU(m *Map) bool { return h.lru && !h.perCPULRU(m) }
+
+// reserveLRU counts one more element, evicting old ones while the map is
+// full. It runs before any bucket lock is taken (evicting takes other
+// buckets' locks), as the kernel takes a node before locking the bucket:
+// a failing NOEXIST/EXIST update may still have evicted something.
+func (h *hashOps) reserveLRU(m *Map) {
+	for !h.reserve(m) {
+		h.evict(m, 0, h.evictBatch(m))
+	}
 }
 
 func (h *hashOps) alloc(m *Map) error {
@@ -347,7 +363,9 @@ func (h *hashOps) repairBucket(m *Map, b *bucket) {
 		if dup || e.State.Load() != elemLive {
 			link.Store(e.Next.Load())
 			if dup {
-				m.d.Count.Add(-1)
+				// The older copy of a key caught mid-replacement: the count
+				// counted the key once, so only the element goes back.
+				h.putElem(m, off, true)
 			}
 			continue
 		}
@@ -369,11 +387,12 @@ func (h *hashOps) getElem(m *Map) (uint64, error) {
 	}
 	part := h.insertPart(m)
 	l := h.lists(m, part)
-	for tries := 0; ; tries++ {
+	var giveUp time.Time
+	for {
 		if off := h.pop(m, &l.Free); off != 0 {
 			return off, nil
 		}
-		if h.lru && l.Limbo.Load()&offMask == 0 {
+		if h.perCPULRU(m) && l.Limbo.Load()&offMask == 0 {
 			h.evict(m, part, h.evictBatch(m))
 		}
 		if l.Limbo.Load()&offMask != 0 {
@@ -381,10 +400,14 @@ func (h *hashOps) getElem(m *Map) (uint64, error) {
 			h.drainLimbo(m, l)
 			continue
 		}
-		if tries > 1000 {
+		// Every spare is in other updaters' hands: wait for one, but not
+		// forever (a holder may have died with it).
+		if giveUp.IsZero() {
+			giveUp = time.Now().Add(time.Second)
+		} else if time.Now().After(giveUp) {
 			return 0, fmt.Errorf("%w: no free element in the pool", ErrNoMemory)
 		}
-		runtime.Gosched() // every spare is in another updater's hands
+		runtime.Gosched()
 	}
 }
 
@@ -515,12 +538,22 @@ func (h *hashOps) update(m *Map, key, value []byte, flags uint64) error {
 			return ErrKeyNotExist
 		}
 	}
+	reserved := h.commonLRU(m)
+	if reserved {
+		h.reserveLRU(m)
+	}
 	nu, err := h.getElem(m)
 	if err != nil {
+		if reserved {
+			m.d.Count.Add(-1)
+		}
 		return err
 	}
 	h.lockBucket(m, b)
 	old, _ := h.find(m, b, hash, key)
+	if old != 0 && reserved {
+		m.d.Count.Add(-1) // a replacement adds no element
+	}
 	switch {
 	case old != 0 && op == UpdateNoExist:
 		err = ErrKeyExist
@@ -536,11 +569,14 @@ func (h *hashOps) update(m *Map, key, value []byte, flags uint64) error {
 		err = fmt.Errorf("%w: map holds max_entries (%d) elements", ErrFull, m.maxEntries)
 	}
 	if err != nil {
+		if old == 0 && reserved {
+			m.d.Count.Add(-1)
+		}
 		b.Lock.Unlock()
 		h.putElem(m, nu, false)
 		return err
 	}
-	if old == 0 && h.lru {
+	if old == 0 && h.perCPULRU(m) {
 		m.d.Count.Add(1)
 	}
 	h.fill(m, nu, hash, key, value)
