@@ -328,13 +328,38 @@ func (h *hashOps) find(m *Map, b *bucket, hash uint32, key []byte) (uint64, *ato
 	return 0, nil // a cycle: only corruption makes one
 }
 
+// lookupElem is the readers' walk: find without tracking links, on the
+// handle's cached copies of the descriptor fields (the hot path of every
+// lookup from user space and from programs).
 func (h *hashOps) lookupElem(m *Map, key []byte) unsafe.Pointer {
-	hash := keyHash(key, m.d.Seed)
-	off, _ := h.find(m, h.bucket(m, hash), hash, key)
-	if off == 0 {
-		return nil
+	c := &m.hc
+	hash := keyHash(key, c.seed)
+	b := (*bucket)(unsafe.Add(c.buckets, uintptr(hash&c.mask)*bucketSize))
+	off := b.Head.Load()
+	for steps := c.maxSteps; off != 0 && steps > 0; steps-- {
+		e := h.elem(m, off)
+		if e.Hash == hash && string(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(e), elemHeader)), len(key))) == string(key) {
+			return unsafe.Add(unsafe.Pointer(e), c.valueOff)
+		}
+		off = e.Next.Load()
 	}
-	return h.value(m, off)
+	return nil
+}
+
+// hashCache holds a hash map's immutable geometry in the handle, so the
+// read path does not reload it from the shared descriptor.
+type hashCache struct {
+	seed     uint32
+	mask     uint32
+	maxSteps uint32 // a walk longer than this means a cycle: corruption
+	buckets  unsafe.Pointer
+	valueOff uintptr
+}
+
+func (h *hashOps) cache(m *Map) hashCache {
+	d := m.d
+	return hashCache{seed: d.Seed, mask: d.NBuckets - 1, maxSteps: d.PoolLen + d.MaxEntries + 1,
+		buckets: m.region.Pointer(d.Data), valueOff: elemHeader + uintptr(roundUp8(d.KeySize))}
 }
 
 // lockBucket takes a bucket's lock. If the previous holder died, it may

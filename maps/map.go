@@ -43,6 +43,8 @@ type Map struct {
 	errMiss error // "lookup map NAME: key does not exist", built once
 
 	creating *Spec // the spec, while Create runs ops.alloc
+
+	hc hashCache // hash maps: immutable geometry for the read path
 }
 
 // Create creates a map in the region and returns a handle on it. Checks
@@ -137,6 +139,14 @@ func (m *Map) loadDesc() {
 		m.ops = registry[m.typ]
 	}
 	_, m.stable = m.ops.(arrayOps)
+	switch o := m.ops.(type) {
+	case *hashOps:
+		m.hc = o.cache(m)
+	case *mapInMapOps:
+		if o.hash != nil {
+			m.hc = o.hash.cache(m)
+		}
+	}
 }
 
 // validateDesc checks a descriptor another process wrote before this one
