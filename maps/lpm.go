@@ -414,6 +414,14 @@ func (l lpmOps) remove(m *Map, kl uint32, kd []byte, dead *[2]uint64) error {
 // nextKey is trie_get_next_key: post-order, more specific prefixes before
 // the prefixes containing them, the 0 side before the 1 side. A missing key
 // (or none, or a prefixlen past the maximum) gives the first.
+//
+// Going back up from the key's node, the kernel decides whether it came
+// from a left child by comparing the parent's child[0] with the node it
+// walked through; if a writer replaced that node meanwhile (an update of
+// its value), the comparison fails and the whole right sibling subtree is
+// skipped. Here the side is the bit the search took, which is the same
+// answer whenever nothing changes, and the right one when something does:
+// a walk never skips a prefix that stays in the trie.
 func (l lpmOps) nextKey(m *Map, key, next []byte) error {
 	root := l.header(m).Root.Load()
 	if root == 0 {
@@ -424,23 +432,25 @@ func (l lpmOps) nextKey(m *Map, key, next []byte) error {
 	if key != nil {
 		if kl, kd := splitKey(key); kl <= maxPL {
 			var stack []uint64
+			var side []int // side[i]: which child of stack[i-1] stack[i] is
 			var ml uint32
-			off := root
+			off, b := root, 0
 			for depth := uint32(0); off != 0 && depth <= maxPL; depth++ {
-				stack = append(stack, off)
+				stack, side = append(stack, off), append(side, b)
 				n := l.node(m, off)
 				ml = l.match(m, off, n, kd, kl)
 				if n.PrefixLen != ml || n.PrefixLen == kl {
 					break
 				}
-				off = n.Child[extractBit(kd, n.PrefixLen)].Load()
+				b = extractBit(kd, n.PrefixLen)
+				off = n.Child[b].Load()
 			}
 			if off != 0 && l.node(m, off).PrefixLen == ml && l.node(m, off).Flags.Load()&lpmIM == 0 {
 				// Found: the next node in post-order.
 				found, nextOff := false, uint64(0)
 				for i := len(stack) - 1; i > 0; i-- {
 					p := l.node(m, stack[i-1])
-					if p.Child[0].Load() == stack[i] {
+					if side[i] == 0 { // the kernel compares p.Child[0] with stack[i] (see below)
 						if r := p.Child[1].Load(); r != 0 {
 							start, found = r, true
 							break
