@@ -707,23 +707,25 @@ func (h *hashOps) evictBatch(m *Map) int {
 }
 
 // evict moves up to n elements from the buckets to Limbo, choosing with a
-// clock over the pool: an element whose Ref is set gets a second chance
-// (its Ref is cleared), one without is evicted. Program lookups and new
-// inserts set Ref; user-space lookups do not, as in the kernel. If a whole
-// turn of the clock finds nothing unreferenced it takes what it finds.
+// clock over the pool. Ref is an age: a new element starts at 1, a
+// program lookup raises it to 2 (user-space lookups do not touch it, as in
+// the kernel); each pass of the clock lowers it by one, and an element at
+// 0 is evicted. So a key programs keep using outlives a full turn of the
+// clock, and a new key gets one turn. If two turns find nothing to evict,
+// the clock takes what it finds.
 func (h *hashOps) evict(m *Map, part, n int) {
 	d := m.d
 	l := h.lists(m, part)
 	per := h.partLen(m)
 	first := uint64(part) * uint64(per)
-	for scanned := uint32(0); n > 0 && scanned < 2*per+1; scanned++ {
+	for scanned := uint32(0); n > 0 && scanned < 3*per+1; scanned++ {
 		off := d.Pool + (first+l.Clock.Add(1)%uint64(per))*uint64(d.ElemSize)
 		e, t := h.elem(m, off), h.tail(m, off)
 		if e.State.Load() != elemLive {
 			continue
 		}
-		if t.Ref.Load() != 0 && scanned < per {
-			t.Ref.Store(0)
+		if ref := t.Ref.Load(); ref != 0 && scanned < 2*per {
+			t.Ref.Store(ref - 1)
 			continue
 		}
 		b := h.bucket(m, e.Hash)

@@ -88,13 +88,13 @@ func (m *Map) ProgDelete(key []byte) error {
 	return err
 }
 
-// markReferenced sets the LRU referenced bit of the element whose value
-// is at p (only if clear, as the kernel's inlined lookup does, to keep the
-// cache line clean).
+// markReferenced gives the element whose value is at p the LRU age of a
+// referenced element (writing only if needed, as the kernel's inlined
+// lookup writes its ref bit only when clear, to keep the line clean).
 func (h *hashOps) markReferenced(m *Map, p unsafe.Pointer) {
 	off := uint64(uintptr(p)-uintptr(m.region.Pointer(0))) - uint64(m.hc.valueOff)
 	t := h.tail(m, off)
-	if t.Ref.Load() == 0 {
-		t.Ref.Store(1)
+	if t.Ref.Load() < 2 {
+		t.Ref.Store(2)
 	}
 }
