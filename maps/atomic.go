@@ -68,34 +68,22 @@ func (m *Map) Atomic(key []byte, off uint32, size int, op AtomicOp, operand, com
 	return old, nil
 }
 
-func atomic32(w *atomic.Uint32, op AtomicOp, v, cmp uint32) uint32 {
-	switch op {
-	case AtomicAdd:
-		return w.Add(v) - v
-	case AtomicAnd:
-		return w.And(v)
-	case AtomicOr:
-		return w.Or(v)
-	case AtomicXor:
-		for {
-			o := w.Load()
-			if w.CompareAndSwap(o, o^v) {
-				return o
-			}
-		}
-	case AtomicXchg:
-		return w.Swap(v)
-	default:
-		for {
-			o := w.Load()
-			if o != cmp || w.CompareAndSwap(o, v) {
-				return o
-			}
-		}
-	}
+// atomicWord is sync/atomic's Uint32 or Uint64.
+type atomicWord[T uint32 | uint64] interface {
+	Load() T
+	Add(T) T
+	And(T) T
+	Or(T) T
+	Swap(T) T
+	CompareAndSwap(old, new T) bool
 }
 
-func atomic64(w *atomic.Uint64, op AtomicOp, v, cmp uint64) uint64 {
+func atomic32(w *atomic.Uint32, op AtomicOp, v, cmp uint32) uint32 { return applyAtomic(w, op, v, cmp) }
+
+func atomic64(w *atomic.Uint64, op AtomicOp, v, cmp uint64) uint64 { return applyAtomic(w, op, v, cmp) }
+
+// applyAtomic performs op on w and returns w's previous value.
+func applyAtomic[T uint32 | uint64, W atomicWord[T]](w W, op AtomicOp, v, cmp T) T {
 	switch op {
 	case AtomicAdd:
 		return w.Add(v) - v
@@ -103,21 +91,16 @@ func atomic64(w *atomic.Uint64, op AtomicOp, v, cmp uint64) uint64 {
 		return w.And(v)
 	case AtomicOr:
 		return w.Or(v)
-	case AtomicXor:
-		for {
-			o := w.Load()
-			if w.CompareAndSwap(o, o^v) {
-				return o
-			}
-		}
 	case AtomicXchg:
 		return w.Swap(v)
-	default:
-		for {
-			o := w.Load()
-			if o != cmp || w.CompareAndSwap(o, v) {
-				return o
-			}
+	}
+	for {
+		o := w.Load()
+		switch {
+		case op == AtomicXor && w.CompareAndSwap(o, o^v):
+			return o
+		case op == AtomicCmpXchg && (o != cmp || w.CompareAndSwap(o, v)):
+			return o
 		}
 	}
 }
