@@ -17,6 +17,7 @@ func mapCmd(g *globals) *cobra.Command {
 	c.AddCommand(
 		mapCreateCmd(g), mapShowCmd(g, "show"), mapShowCmd(g, "list"), mapDumpCmd(g),
 		mapLookupCmd(g), mapUpdateCmd(g), mapDeleteCmd(g), mapGetNextCmd(g), mapFreezeCmd(g),
+		mapPushCmd(g), mapPopCmd(g), mapPeekCmd(g),
 		mapWatchCmd(g),
 	)
 	return c
@@ -72,16 +73,22 @@ func parseFlags(w *words) (uint32, error) {
 
 func mapCreateCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "create REGION:NAME type TYPE key KEY_SIZE value VALUE_SIZE entries MAX_ENTRIES [flags FLAGS] [lock-offset N] [inner_map NAME]",
+		Use:   "create REGION:NAME type TYPE key KEY_SIZE value VALUE_SIZE entries MAX_ENTRIES [flags FLAGS] [lock-offset N] [inner_map NAME] [extra N]",
 		Short: "create a map",
 		Long: `Create a map. TYPE is one of hash, array, percpu_hash, percpu_array, lru_hash,
 lru_percpu_hash. FLAGS is a number or names joined by commas (no_prealloc,
 no_common_lru, zero_seed, mmapable, rdonly_prog, ...). lock-offset N says the
 value holds a struct bpf_spin_lock at byte N (allowed in lru_hash too). For
 array_of_maps and hash_of_maps (value 4), inner_map NAME names the template map
-in the same region; their values are map IDs ("value id N" or "value name NAME").`,
+in the same region; their values are map IDs ("value id N" or "value name NAME").
+queue, stack and bloom_filter take no key ("key" may be left out); extra N is
+map_extra (for bloom_filter: the number of hash functions, 1-15, 0 meaning 5).
+lpm_trie needs flags no_prealloc, its key is 4 bytes of prefix length + data.`,
 		Example: `  userbpf map create demo:counts type hash key 4 value 8 entries 1024
-  userbpf map create demo:locked type lru_hash key 4 value 16 entries 4096 lock-offset 0`,
+  userbpf map create demo:locked type lru_hash key 4 value 16 entries 4096 lock-offset 0
+  userbpf map create demo:jobs type queue value 8 entries 256
+  userbpf map create demo:seen type bloom_filter value 4 entries 10000 extra 3
+  userbpf map create demo:routes type lpm_trie key 8 value 4 entries 1024 flags no_prealloc`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			region, name, err := splitTarget(args[0])
@@ -100,9 +107,10 @@ in the same region; their values are map IDs ("value id N" or "value name NAME")
 					if !w.more() {
 						return usageError{fmt.Errorf("type: missing map type")}
 					}
-					t, ok := maps.ParseType(w.next())
+					tn := w.next()
+					t, ok := maps.ParseType(tn)
 					if !ok {
-						return usageError{fmt.Errorf("type %q: want hash, array, percpu_hash, percpu_array, lru_hash or lru_percpu_hash", w.args)}
+						return usageError{fmt.Errorf("type %q: want hash, array, percpu_hash, percpu_array, lru_hash, lru_percpu_hash, lpm_trie, queue, stack or bloom_filter", tn)}
 					}
 					spec.Type = t
 				case "key":
@@ -119,6 +127,8 @@ in the same region; their values are map IDs ("value id N" or "value name NAME")
 				case "lock-offset":
 					v, err = w.uint(kw, 32)
 					spec.HasLock, spec.LockOffset = true, uint32(v)
+				case "extra":
+					spec.MapExtra, err = w.uint(kw, 64)
 				case "inner_map":
 					if !w.more() {
 						return usageError{fmt.Errorf("inner_map: missing the template map's name")}
@@ -133,7 +143,7 @@ in the same region; their values are map IDs ("value id N" or "value name NAME")
 				seen[kw] = true
 			}
 			for _, kw := range []string{"type", "key", "value", "entries"} {
-				if !seen[kw] {
+				if !seen[kw] && !(kw == "key" && keylessType(spec.Type)) {
 					return usageError{fmt.Errorf("map create: %q is required", kw)}
 				}
 			}
@@ -285,7 +295,7 @@ func printElem(m *maps.Map, key, value []byte) {
 func mapDumpCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:     "dump REGION:NAME",
-		Short:   "print every element (per-CPU maps: every CPU's value)",
+		Short:   "print every element (per-CPU maps: every CPU's value; queues and stacks: in pop order, without popping)",
 		Example: "  userbpf map dump demo:counts\n  userbpf -p map dump demo:counts",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
@@ -294,6 +304,9 @@ func mapDumpCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer r.Close()
+			if isKeyless(m) {
+				return dumpKeyless(g, m)
+			}
 			var cur []byte
 			next := make([]byte, m.KeySize())
 			val := make([]byte, m.UserValueSize())
