@@ -93,3 +93,53 @@ func (m *Map) batchAllowed(cmd batchCmd) error {
 	}
 	return nil
 }
+
+// ProgPush is bpf_map_push_elem from a program (value is value_size
+// bytes): push onto a queue or stack, add to a bloom filter. Programs may
+// write a frozen map, so only BPF_F_RDONLY_PROG refuses it (the verifier
+// would have refused the program).
+func (m *Map) ProgPush(value []byte, flags uint64) error {
+	if len(value) != int(m.valueSize) {
+		return fmt.Errorf("%w: value of the wrong size", ErrInvalid)
+	}
+	if m.flags&FlagRdOnlyProg != 0 {
+		return fmt.Errorf("%w: map is read-only to programs", ErrPermission)
+	}
+	switch o := m.ops.(type) {
+	case queueOps:
+		return o.update(m, nil, value, flags)
+	case bloomOps:
+		return o.update(m, nil, value, flags)
+	}
+	return fmt.Errorf("%w: bpf_map_push_elem on a %s", ErrInvalid, m.typ)
+}
+
+// ProgPop is bpf_map_pop_elem from a program: the next element of a queue
+// or stack into value (a bloom filter: EOPNOTSUPP, as in the kernel).
+func (m *Map) ProgPop(value []byte) error {
+	if len(value) != int(m.valueSize) {
+		return fmt.Errorf("%w: value of the wrong size", ErrInvalid)
+	}
+	switch o := m.ops.(type) {
+	case queueOps:
+		return o.get(m, value, true)
+	case bloomOps:
+		return fmt.Errorf("%w: a bloom filter cannot be popped", ErrOpNotSupported)
+	}
+	return fmt.Errorf("%w: bpf_map_pop_elem on a %s", ErrInvalid, m.typ)
+}
+
+// ProgPeek is bpf_map_peek_elem from a program: the element a pop would
+// take, or for a bloom filter a membership test of value.
+func (m *Map) ProgPeek(value []byte) error {
+	if len(value) != int(m.valueSize) {
+		return fmt.Errorf("%w: value of the wrong size", ErrInvalid)
+	}
+	switch o := m.ops.(type) {
+	case queueOps:
+		return o.get(m, value, false)
+	case bloomOps:
+		return o.lookupCopy(m, nil, value, 0)
+	}
+	return fmt.Errorf("%w: bpf_map_peek_elem on a %s", ErrInvalid, m.typ)
+}

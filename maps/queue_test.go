@@ -406,3 +406,37 @@ func TestQueueOpenedByName(t *testing.T) {
 	}
 	wantErr(t, "pop through the first handle", m.Pop(got), maps.ErrKeyNotExist, syscall.ENOENT)
 }
+
+// TestQueueProgramHelpers: bpf_map_push_elem / pop / peek from programs
+// write a frozen map (freezing is for user space only) but not a
+// BPF_F_RDONLY_PROG one.
+func TestQueueProgramHelpers(t *testing.T) {
+	r, _ := newRegion(t)
+	q := createMap(t, r, maps.Spec{Name: "pq", Type: maps.Queue, ValueSize: 4, MaxEntries: 2})
+	noErr(t, "freeze", q.Freeze())
+	noErr(t, "program push 1", q.ProgPush(u32v(1), maps.UpdateAny))
+	noErr(t, "program push 2", q.ProgPush(u32v(2), maps.UpdateAny))
+	wantErr(t, "program push into a full queue", q.ProgPush(u32v(3), maps.UpdateAny), maps.ErrFull, syscall.E2BIG)
+	noErr(t, "program overwriting push", q.ProgPush(u32v(3), maps.UpdateExist))
+	got := make([]byte, 4)
+	noErr(t, "program peek", q.ProgPeek(got))
+	if binary.NativeEndian.Uint32(got) != 2 {
+		t.Fatalf("program peek = %x, want 2", got)
+	}
+	noErr(t, "program pop", q.ProgPop(got))
+	noErr(t, "program pop", q.ProgPop(got))
+	if binary.NativeEndian.Uint32(got) != 3 {
+		t.Fatalf("program pop = %x, want 3", got)
+	}
+	wantErr(t, "program pop of an empty queue", q.ProgPop(got), maps.ErrKeyNotExist, syscall.ENOENT)
+
+	ro := createMap(t, r, maps.Spec{Name: "pro", Type: maps.Stack, ValueSize: 4, MaxEntries: 2, Flags: maps.FlagRdOnlyProg})
+	wantErr(t, "program push into a RDONLY_PROG stack", ro.ProgPush(u32v(1), 0), maps.ErrPermission, syscall.EPERM)
+
+	b := createMap(t, r, bloomSpec("pb", 4, 10, 0))
+	noErr(t, "program push into a bloom filter", b.ProgPush(u32v(7), 0))
+	noErr(t, "program peek of a pushed value", b.ProgPeek(u32v(7)))
+	wantErr(t, "program pop of a bloom filter", b.ProgPop(got), maps.ErrOpNotSupported, syscall.EOPNOTSUPP)
+	h := createMap(t, r, maps.Spec{Name: "ph", Type: maps.Hash, KeySize: 4, ValueSize: 4, MaxEntries: 2})
+	wantErr(t, "program push into a hash", h.ProgPush(u32v(1), 0), maps.ErrInvalid, syscall.EINVAL)
+}
