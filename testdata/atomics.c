@@ -27,7 +27,7 @@ struct {
 
 /* bump: every atomic once on element 0. Returns a mix of the old values,
  * so each fetch result matters. */
-SEC("socket")
+SEC("tc")
 int bump(struct __sk_buff *skb)
 {
 	__u32 key = 0;

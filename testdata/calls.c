@@ -49,7 +49,7 @@ __noinline int clamp_add(int a, int b)
 
 /* entry: folds vals[0..3] (each call updates them) and returns the folded
  * sum clamped. */
-SEC("socket")
+SEC("tc")
 int entry(struct __sk_buff *skb)
 {
 	__u64 acc = 0;

@@ -7,7 +7,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
-/* An input for a socket filter's BPF_PROG_TEST_RUN must be a whole
+/* An input for a tc program's BPF_PROG_TEST_RUN must be a whole
  * Ethernet header; the programs never read it, so that our VM can run them
  * on any context. Results come from map state only. */
 

@@ -16,7 +16,7 @@ static const __u32 weights[4] = { 1, 10, 100, 1000 }; /* .rodata */
 
 /* accumulate: total += table[calls % 4] * cfg_mult + weights[...];
  * returns total + cfg_offset + cfg_name[1]. */
-SEC("socket")
+SEC("tc")
 int accumulate(struct __sk_buff *skb)
 {
 	__u32 i = calls % 4;
@@ -30,7 +30,7 @@ int accumulate(struct __sk_buff *skb)
 
 /* hello: bpf_printk (bpf_trace_printk) with a format string from
  * .rodata.str1.1. Returns what the helper returns plus calls * 100. */
-SEC("socket")
+SEC("tc")
 int hello(struct __sk_buff *skb)
 {
 	long n = bpf_printk("userbpf hello %d", (int)calls);

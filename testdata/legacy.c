@@ -21,7 +21,7 @@ struct bpf_map_def SEC("maps") legacy_counts = {
  * the new count * 10 + key. */
 __u32 calls;
 
-SEC("socket")
+SEC("tc")
 int legacy(struct __sk_buff *skb)
 {
 	__u32 key = calls++ % 3;

@@ -19,9 +19,11 @@ struct {
 
 __u32 rounds; /* .bss */
 
-/* bounded: a loop clang must not unroll; each element += its index *
- * rounds, summing the new values. Returns the sum's low 32 bits. */
-SEC("socket")
+__u64 slots[16]; /* .bss */
+
+/* bounded: a loop clang must not unroll; each slot += its index * rounds,
+ * summing the new values. Returns the sum's low 32 bits. */
+SEC("tc")
 int bounded(struct __sk_buff *skb)
 {
 	__u64 sum = 0;
@@ -29,12 +31,8 @@ int bounded(struct __sk_buff *skb)
 	rounds++;
 #pragma clang loop unroll(disable)
 	for (__u32 i = 0; i < 16; i++) {
-		__u64 *v = bpf_map_lookup_elem(&data, &i);
-
-		if (!v)
-			break;
-		*v += i * rounds;
-		sum += *v;
+		slots[i] += i * rounds;
+		sum += slots[i];
 	}
 	return (__u32)sum;
 }
@@ -59,7 +57,7 @@ static long step(__u64 index, void *ctx)
 
 /* with_bpf_loop: up to 12 iterations of step, stopping early at rounds % 12.
  * Returns the iterations done * 100000 + acc % 100000. */
-SEC("socket")
+SEC("tc")
 int with_bpf_loop(struct __sk_buff *skb)
 {
 	struct loop_ctx c = { .acc = 1, .stop_at = 0 };
@@ -88,7 +86,7 @@ static long add_elem(void *map, __u32 *key, __u64 *val, struct sum_ctx *c)
 
 /* each_elem: bpf_for_each_map_elem over data. Returns the elements visited
  * * 100000 + the sum's low bits. */
-SEC("socket")
+SEC("tc")
 int each_elem(struct __sk_buff *skb)
 {
 	struct sum_ctx c = {};
@@ -109,7 +107,7 @@ extern void bpf_iter_num_destroy(struct bpf_iter_num *it) __weak __ksym;
 
 /* iter_sum: for i in [2, 10): data[i] += 1, summing the old values.
  * Returns the sum's low 32 bits. */
-SEC("socket")
+SEC("tc")
 int iter_sum(struct __sk_buff *skb)
 {
 	struct bpf_iter_num it;

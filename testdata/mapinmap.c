@@ -30,7 +30,7 @@ __u32 calls; /* .bss */
 
 /* record: slot calls % 4 of the active buffer += calls. Returns
  * active * 1000 + the slot's new value, or 99999 if a lookup failed. */
-SEC("socket")
+SEC("tc")
 int record(struct __sk_buff *skb)
 {
 	__u32 zero = 0, slot;

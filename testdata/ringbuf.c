@@ -19,7 +19,7 @@ __u32 seq; /* .bss */
  * every third call a reserved record that is discarded. Returns the bytes
  * the consumer has still to read (BPF_RB_AVAIL_DATA), or 1000000 + seq when
  * the ring is full. */
-SEC("socket")
+SEC("tc")
 int produce(struct __sk_buff *skb)
 {
 	struct event ev = { .seq = seq, .kind = 1, .payload = 0x1122334455667788ULL ^ seq };

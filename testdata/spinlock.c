@@ -42,7 +42,7 @@ __u32 calls; /* .bss */
 
 /* count: key = calls % 4; creates the counter on first use, then bumps it
  * under its lock. Returns packets * 16 + key after the bump. */
-SEC("socket")
+SEC("tc")
 int count(struct __sk_buff *skb)
 {
 	__u32 key = calls % 4;
@@ -69,7 +69,7 @@ int count(struct __sk_buff *skb)
 }
 
 /* lock_inc: the benchmark program. Returns the new total. */
-SEC("socket")
+SEC("tc")
 int lock_inc(struct __sk_buff *skb)
 {
 	__u32 key = 0;
