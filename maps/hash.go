@@ -742,5 +742,6 @@ func (h *hashOps) evict(m *Map, part, n int) {
 	}
 }
 
-// Count is the number of elements in a hash map.
+// Count is the number of elements in a hash or LPM map (0 for types that
+// do not count: arrays, queues, bloom filters).
 func (m *Map) Count() int64 { return m.d.Count.Load() }
