@@ -1,5 +1,7 @@
 package vm
 
+import "unsafe"
+
 // Insn is one 8-byte eBPF instruction, decoded (RFC 9669 §3). A 64-bit
 // immediate load (BPF_LD | BPF_IMM | BPF_DW) takes two Insns, as on the
 // wire; the second holds the upper 32 bits in Imm.
@@ -15,6 +17,21 @@ type Insn struct {
 const (
 	PseudoMapFD    = 1 // Imm: index into Program.Maps; loads the map reference
 	PseudoMapValue = 2 // Imm: index into Program.Maps; next Imm: offset into the map's single value
+	PseudoFunc     = 4 // Imm: relative instruction offset of a subprogram; loads a callback reference (as clang emits &fn)
+)
+
+// Values the pseudo LD_IMM64 forms load. They lie in the non-canonical
+// upper half of the address space, so no program can dereference them.
+const (
+	// MapRefBase + i is the value a PseudoMapFD load of Program.Maps[i]
+	// puts in a register; Machine.Map decodes it.
+	MapRefBase uint64 = 0xffff_b0f0_0000_0000
+	// DynMapRefBase + i references the i-th map a helper registered with
+	// Machine.NewMapRef during the current run (e.g. an inner map).
+	DynMapRefBase uint64 = 0xffff_b0f1_0000_0000
+	// FuncRefBase + pc is the value a PseudoFunc load puts in a register:
+	// a callback at instruction pc, for Machine.CallFunc.
+	FuncRefBase uint64 = 0xffff_b0f2_0000_0000
 )
 
 // Pseudo values in Src of CALL.
@@ -43,4 +60,6 @@ type Program struct {
 	Name  string
 	Insns []Insn
 	Maps  []MapRef
+
+	prep unsafe.Pointer // *code, see prepared
 }

@@ -1,0 +1,157 @@
+package vm
+
+import (
+	"sync/atomic"
+	"unsafe"
+)
+
+// xinsn is a prepared instruction: the wire fields with the opcode
+// replaced by an internal operation code (see opcodes.go).
+type xinsn struct {
+	op  uint8
+	dst uint8
+	src uint8
+	_   uint8
+	off int16
+	imm int32
+}
+
+// code is the prepared, run-ready form of a Program. It is immutable and
+// shared by every Machine that runs the program.
+type code struct {
+	insns   []xinsn // len(Program.Insns)+1: the last one is opFellOff
+	reasons []string
+	globals []memRange
+	prog    *Program
+
+	// identity of the Program fields this code was prepared from
+	srcPtr  *Insn
+	srcLen  int
+	mapsPtr *MapRef
+	mapsLen int
+}
+
+// prepared returns p's run-ready code, preparing it on first use or when
+// p.Insns or p.Maps were replaced since.
+func (p *Program) prepared() *code {
+	c := (*code)(atomic.LoadPointer(&p.prep))
+	if c != nil && c.srcPtr == unsafe.SliceData(p.Insns) && c.srcLen == len(p.Insns) &&
+		c.mapsPtr == unsafe.SliceData(p.Maps) && c.mapsLen == len(p.Maps) && c.prog == p {
+		return c
+	}
+	c = prepare(p)
+	atomic.StorePointer(&p.prep, unsafe.Pointer(c))
+	return c
+}
+
+// Prepare decodes p for the interpreter now rather than on its first Run.
+// Run prepares lazily; Prepare is for hosts that want the cost at load.
+// A Program must not be modified in place once prepared (replacing
+// p.Insns or p.Maps with new slices is noticed and re-prepares).
+func (p *Program) Prepare() { p.prepared() }
+
+// Validate checks, once, what the interpreter would otherwise find only
+// when it reaches a bad instruction: unknown opcodes and reserved fields,
+// register numbers, writes to R10, jump and call targets outside the
+// program or into the second half of a 64-bit immediate load, unpaired
+// LD_IMM64, and map indexes. It returns the first problem as an *Error
+// naming the instruction, or nil.
+func Validate(p *Program) error {
+	c := prepare(p)
+	for pc, x := range c.insns[:len(c.insns)-1] {
+		if x.op == opInvalid {
+			return &Error{PC: pc, Err: ErrInvalid, Detail: c.reasons[x.imm]}
+		}
+	}
+	return nil
+}
+
+func prepare(p *Program) *code {
+	n := len(p.Insns)
+	c := &code{
+		insns:   make([]xinsn, n+1),
+		prog:    p,
+		srcPtr:  unsafe.SliceData(p.Insns),
+		srcLen:  n,
+		mapsPtr: unsafe.SliceData(p.Maps),
+		mapsLen: len(p.Maps),
+	}
+	for _, m := range p.Maps {
+		if m.ValueAddr != 0 && m.ValueSize != 0 {
+			c.globals = append(c.globals, memRange{lo: uint64(m.ValueAddr), n: uint64(m.ValueSize), w: !m.ReadOnly})
+		}
+	}
+	// Mark second halves of LD_IMM64 first: jumps must not land there.
+	hi := make([]bool, n)
+	for i := 0; i < n; i++ {
+		if p.Insns[i].Op == opLdImm64Wire && i+1 < n {
+			hi[i+1] = true
+			i++
+		}
+	}
+	for i := 0; i < n; i++ {
+		if hi[i] {
+			c.insns[i] = xinsn{op: opLdImm64Hi, imm: p.Insns[i].Imm}
+			continue
+		}
+		x, high, reason := translate(p, i, hi)
+		if reason != "" {
+			x = xinsn{op: opInvalid, imm: int32(len(c.reasons))}
+			c.reasons = append(c.reasons, reason)
+		}
+		c.insns[i] = x
+		if x.op == opLdImm64 {
+			i++
+			c.insns[i] = xinsn{op: opLdImm64Hi, imm: high}
+		}
+	}
+	c.insns[n] = xinsn{op: opFellOff}
+	return c
+}
+
+var aluOps64 = [16][2]uint8{
+	aluADD >> 4:  {opAdd64K, opAdd64X},
+	aluSUB >> 4:  {opSub64K, opSub64X},
+	aluMUL >> 4:  {opMul64K, opMul64X},
+	aluDIV >> 4:  {opDiv64K, opDiv64X},
+	aluOR >> 4:   {opOr64K, opOr64X},
+	aluAND >> 4:  {opAnd64K, opAnd64X},
+	aluLSH >> 4:  {opLsh64K, opLsh64X},
+	aluRSH >> 4:  {opRsh64K, opRsh64X},
+	aluNEG >> 4:  {opNeg64, opInvalid},
+	aluMOD >> 4:  {opMod64K, opMod64X},
+	aluXOR >> 4:  {opXor64K, opXor64X},
+	aluMOV >> 4:  {opMov64K, opMov64X},
+	aluARSH >> 4: {opArsh64K, opArsh64X},
+}
+
+var aluOps32 = [16][2]uint8{
+	aluADD >> 4:  {opAdd32K, opAdd32X},
+	aluSUB >> 4:  {opSub32K, opSub32X},
+	aluMUL >> 4:  {opMul32K, opMul32X},
+	aluDIV >> 4:  {opDiv32K, opDiv32X},
+	aluOR >> 4:   {opOr32K, opOr32X},
+	aluAND >> 4:  {opAnd32K, opAnd32X},
+	aluLSH >> 4:  {opLsh32K, opLsh32X},
+	aluRSH >> 4:  {opRsh32K, opRsh32X},
+	aluNEG >> 4:  {opNeg32, opInvalid},
+	aluMOD >> 4:  {opMod32K, opMod32X},
+	aluXOR >> 4:  {opXor32K, opXor32X},
+	aluMOV >> 4:  {opMov32K, opMov32X},
+	aluARSH >> 4: {opArsh32K, opArsh32X},
+}
+
+// jmpOps[cond>>4][class==JMP32][source==X]
+var jmpOps = [16][2][2]uint8{
+	jmpJEQ >> 4:  {{opJEqK, opJEqX}, {opJEq32K, opJEq32X}},
+	jmpJGT >> 4:  {{opJGtK, opJGtX}, {opJGt32K, opJGt32X}},
+	jmpJGE >> 4:  {{opJGeK, opJGeX}, {opJGe32K, opJGe32X}},
+	jmpJSET >> 4: {{opJSetK, opJSetX}, {opJSet32K, opJSet32X}},
+	jmpJNE >> 4:  {{opJNeK, opJNeX}, {opJNe32K, opJNe32X}},
+	jmpJSGT >> 4: {{opJSGtK, opJSGtX}, {opJSGt32K, opJSGt32X}},
+	jmpJSGE >> 4: {{opJSGeK, opJSGeX}, {opJSGe32K, opJSGe32X}},
+	jmpJLT >> 4:  {{opJLtK, opJLtX}, {opJLt32K, opJLt32X}},
+	jmpJLE >> 4:  {{opJLeK, opJLeX}, {opJLe32K, opJLe32X}},
+	jmpJSLT >> 4: {{opJSLtK, opJSLtX}, {opJSLt32K, opJSLt32X}},
+	jmpJSLE >> 4: {{opJSLeK, opJSLeX}, {opJSLe32K, opJSLe32X}},
+}
