@@ -58,6 +58,7 @@ func needKernel(t testing.TB) {
 type group struct {
 	insns   asm.Instructions
 	value   []byte // initial value: inputs, then zeroed outputs
+	fd      int
 	outOff  int
 	outs    []string // name of each output slot
 	nInputs int
@@ -71,6 +72,7 @@ func buildGroup(probes []probe, fd int) group {
 		nout += len(p.out)
 	}
 	g.value = make([]byte, 8*(nin+nout))
+	g.fd = fd
 	g.outOff = 8 * nin
 	insns := asm.Instructions{asm.LoadMapValue(asm.R6, fd, 0)}
 	in, out := 0, 0
@@ -92,8 +94,8 @@ func buildGroup(probes []probe, fd int) group {
 	return g
 }
 
-// toVM converts cilium instructions to ours; the map fd in PseudoMapValue
-// loads becomes index 0.
+// toVM converts cilium instructions to ours. Map references keep their
+// "fd", which unit tests use as the index into Program.Maps.
 func toVM(t testing.TB, insns asm.Instructions) []Insn {
 	t.Helper()
 	var buf bytes.Buffer
@@ -104,8 +106,15 @@ func toVM(t testing.TB, insns asm.Instructions) []Insn {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return out
+}
+
+// toVMFd converts a program referencing the kernel map fd; the fd becomes
+// index 0.
+func toVMFd(t testing.TB, insns asm.Instructions, fd int) []Insn {
+	out := toVM(t, insns)
 	for i := range out {
-		if out[i].Op == opLdImm64Wire && (out[i].Src == PseudoMapValue || out[i].Src == PseudoMapFD) {
+		if out[i].Op == opLdImm64Wire && (out[i].Src == PseudoMapValue || out[i].Src == PseudoMapFD) && out[i].Imm == int32(fd) {
 			out[i].Imm = 0
 		}
 	}
@@ -159,7 +168,7 @@ func runVM(t testing.TB, g group) []byte {
 	t.Helper()
 	val := alignedBuf(len(g.value))
 	copy(val, g.value)
-	p := &Program{Name: "diff", Insns: toVM(t, g.insns), Maps: []MapRef{{
+	p := &Program{Name: "diff", Insns: toVMFd(t, g.insns, g.fd), Maps: []MapRef{{
 		ValueAddr: uintptr(unsafe.Pointer(&val[0])), ValueSize: uint32(len(val)),
 	}}}
 	if err := Validate(p); err != nil {

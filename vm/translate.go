@@ -350,7 +350,7 @@ func translateLD(p *Program, i int, hi []bool, x xinsn) (xinsn, int32, string) {
 		v = uint64(m.ValueAddr) + uint64(next.Imm)
 	case PseudoFunc:
 		t := i + 1 + int(ins.Imm)
-		if t < 0 || t >= len(p.Insns) || hi[t] || next.Imm != 0 {
+		if t < 0 || t >= len(p.Insns) || hi[t] { // next.Imm is ignored: encoders differ
 			return x, 0, fmt.Sprintf("function reference to %d is not an instruction", t)
 		}
 		v = FuncRefBase + uint64(t)
