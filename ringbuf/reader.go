@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,11 +45,19 @@ var testHookSleep func()
 type Reader struct {
 	ring   *Ring
 	closed atomic.Bool
-	probe  time.Duration
+	// mu is held by a read from start to end (sleeps included); Close
+	// takes it after waking the read, so that the reader's position is
+	// published by exactly one goroutine.
+	mu    sync.Mutex
+	probe time.Duration
 
-	// The BUSY record the reader last stopped at, and when its owner is
-	// to be checked next.
+	// The BUSY record the reader last stopped at.
 	busyPos uint64
+
+	// The reader's consumer position, the last one it published, the
+	// producer position it last read, and how far it reads before it
+	// publishes (see next).
+	cons, published, prod, publishEvery uint64
 }
 
 // NewReader makes this process the consumer of RINGBUF m. It needs a
@@ -69,7 +78,14 @@ func NewReader(m *maps.Map) (*Reader, error) {
 		g.Close()
 		return nil, err
 	}
-	return &Reader{ring: g, probe: firstProbe}, nil
+	cons := g.cons.ConsPos.Load()
+	prod := g.prod.ProdPos.Load()
+	if err := g.checkPositions(cons, prod); err != nil {
+		g.releaseConsumer()
+		g.Close()
+		return nil, err
+	}
+	return &Reader{ring: g, probe: firstProbe, cons: cons, published: cons, prod: cons, publishEvery: g.size / 8}, nil
 }
 
 // Ring is the reader's view of the ring (Query, Stats).
@@ -82,6 +98,9 @@ func (r *Reader) Close() error {
 		return nil
 	}
 	r.kick()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.publish()
 	r.ring.releaseConsumer()
 	return r.ring.Close()
 }
@@ -106,6 +125,8 @@ func (r *Reader) Read(ctx context.Context) (Record, error) {
 // sample buffer large enough and a context that is never done, it does not
 // allocate.
 func (r *Reader) ReadInto(ctx context.Context, rec *Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	spins := 0
 	for {
 		if r.closed.Load() {
@@ -132,17 +153,32 @@ func (r *Reader) ReadInto(ctx context.Context, rec *Record) error {
 
 // next consumes the oldest committed record into rec, skipping discarded
 // ones. got is false when there is none; busy says a BUSY record stopped it.
+//
+// The reader keeps its own copy of the consumer position (it owns the
+// consumer side) and of the producer position it last read: it reads the
+// producer's cache line again only when it has consumed up to there. It
+// publishes its position when it has caught up with that copy, when it
+// stops at a BUSY record, and at least every size/8 bytes: producers then
+// see room in batches instead of one record at a time, which keeps the two
+// processes from trading cache lines on every record.
 func (r *Reader) next(rec *Record) (got, busy bool, err error) {
 	g := r.ring
-	c := g.cons
-	cons := c.ConsPos.Load()
-	prod := g.prod.ProdPos.Load()
-	for cons != prod {
-		if err := g.checkPositions(cons, prod); err != nil {
-			return false, false, err
+	for {
+		if r.cons == r.prod {
+			r.publish()
+			prod := g.prod.ProdPos.Load()
+			if prod == r.cons {
+				return false, false, nil
+			}
+			if err := g.checkPositions(r.cons, prod); err != nil {
+				return false, false, err
+			}
+			r.prod = prod
 		}
+		cons := r.cons
 		l := g.header(cons).Len.Load()
 		if l&maps.RingBusyBit != 0 {
+			r.publish()
 			if cons != r.busyPos {
 				r.busyPos, r.probe = cons, firstProbe
 			}
@@ -150,30 +186,37 @@ func (r *Reader) next(rec *Record) (got, busy bool, err error) {
 		}
 		n := uint64(l & maps.RingLenMask)
 		total := recordSize(n)
-		if total > prod-cons {
+		if total > r.prod-cons {
 			return false, false, fmt.Errorf("%w: ring buffer %q: a %d-byte record at %d passes the producer position %d",
-				ErrCorrupt, g.m.Name(), n, cons, prod)
+				ErrCorrupt, g.m.Name(), n, cons, r.prod)
 		}
+		r.cons = cons + total
 		if l&maps.RingDiscardBit == 0 {
 			rec.RawSample = append(rec.RawSample[:0], g.payload(cons, n)...)
-			rec.Remaining = int(prod - cons - total)
-			c.ConsPos.Store(cons + total)
+			rec.Remaining = int(r.prod - r.cons)
+			if r.cons == r.prod || r.cons-r.published >= r.publishEvery {
+				r.publish()
+			}
 			return true, false, nil
 		}
-		cons += total
-		c.ConsPos.Store(cons)
 	}
-	return false, false, nil
+}
+
+// publish stores the reader's position in the ring, if it moved.
+func (r *Reader) publish() {
+	if r.cons != r.published {
+		r.ring.cons.ConsPos.Store(r.cons)
+		r.published = r.cons
+	}
 }
 
 // ready reports whether next would make progress (or fail) now.
 func (r *Reader) ready() bool {
 	g := r.ring
-	cons := g.cons.ConsPos.Load()
-	if cons == g.prod.ProdPos.Load() {
+	if r.cons == g.prod.ProdPos.Load() {
 		return false
 	}
-	return g.header(cons).Len.Load()&maps.RingBusyBit == 0
+	return g.header(r.cons).Len.Load()&maps.RingBusyBit == 0
 }
 
 // sleep waits on the ring's futex until a producer (or Close, or ctx)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"syscall"
 	"testing"
 
@@ -195,9 +196,9 @@ func TestQuery(t *testing.T) {
 		}
 	}
 	rd := newReader(t, m)
-	readN(t, rd, 1)
-	if g.Query(ConsPos) != 32 || g.Query(AvailData) != 16 {
-		t.Errorf("after one read: cons %d avail %d", g.Query(ConsPos), g.Query(AvailData))
+	readN(t, rd, 2)
+	if g.Query(ConsPos) != 48 || g.Query(AvailData) != 0 {
+		t.Errorf("after reading both: cons %d avail %d", g.Query(ConsPos), g.Query(AvailData))
 	}
 }
 
@@ -307,13 +308,15 @@ func TestCorruptRing(t *testing.T) {
 	wantErr(t, "read a record longer than the data", err, ErrCorrupt, syscall.EUCLEAN)
 
 	*hdr = 16
-	mem.Consumer().ConsPos.Store(1 << 40)
-	err = rd.ReadInto(context.Background(), &rec)
-	wantErr(t, "read with the consumer past the producer", err, ErrCorrupt, syscall.EUCLEAN)
-	mem.Consumer().ConsPos.Store(3)
-	err = rd.ReadInto(context.Background(), &rec)
-	wantErr(t, "read with a misaligned consumer position", err, ErrCorrupt, syscall.EUCLEAN)
+	// A reader keeps its own position; a new one checks the shared one.
+	noErr(t, "close", rd.Close())
+	for _, bad := range []uint64{1 << 40, 3} {
+		mem.Consumer().ConsPos.Store(bad)
+		_, err = NewReader(m)
+		wantErr(t, fmt.Sprintf("reader with consumer position %d", bad), err, ErrCorrupt, syscall.EUCLEAN)
+	}
 	mem.Consumer().ConsPos.Store(0)
+	rd = newReader(t, m)
 
 	// A garbage pending position is rebuilt from the consumer position.
 	mem.Producer().PendPos = 1<<50 + 3

@@ -16,6 +16,7 @@ var suites = map[string]func(*bench.Env) ([]bench.Result, error){
 	"sync":     bench.Sync,
 	"maps":     bench.Maps,
 	"mapinmap": bench.MapInMap,
+	"ringbuf":  bench.Ringbuf,
 }
 
 func benchCmd(g *globals) *cobra.Command {
@@ -28,7 +29,8 @@ equivalent it is measured in the same run and the ratio is printed.
 
 Suites: sync (value lock, RCU, Synchronize vs membarrier, allocator),
 maps (hash and array commands against bpf(2), allocations, locked values, memory),
-mapinmap (double-buffer flip + grace period against the kernel's outer-map update).`,
+mapinmap (double-buffer flip + grace period against the kernel's outer-map update),
+ringbuf (64-byte records between two processes and wake-up latency, against the kernel's ring buffer).`,
 		Example: "  userbpf bench sync\n  userbpf bench sync --json",
 		RunE: func(_ *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -43,7 +45,7 @@ mapinmap (double-buffer flip + grace period against the kernel's outer-map updat
 			for _, name := range args {
 				run, ok := suites[name]
 				if !ok {
-					return usageError{fmt.Errorf("unknown bench suite %q (have: sync, maps, mapinmap)", name)}
+					return usageError{fmt.Errorf("unknown bench suite %q (have: sync, maps, mapinmap, ringbuf)", name)}
 				}
 				res, err := run(env)
 				if err != nil {

@@ -165,6 +165,9 @@ func hammer(r *userbpf.Region, off uint64, more func(n uint64) bool) uint64 {
 
 // RunChild is the child side of a suite, run in a separate process.
 func RunChild(args []string) error {
+	if len(args) > 0 && args[0] == "ringbuf" {
+		return runRingbufChild(args[1:])
+	}
 	if len(args) == 2 && args[0] == "maplock" {
 		return runMapLockChild(args[1])
 	}
