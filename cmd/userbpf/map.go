@@ -143,7 +143,7 @@ lpm_trie needs flags no_prealloc, its key is 4 bytes of prefix length + data.`,
 				seen[kw] = true
 			}
 			for _, kw := range []string{"type", "key", "value", "entries"} {
-				if !seen[kw] && !(kw == "key" && keylessType(spec.Type)) {
+				if !seen[kw] && !(kw == "key" && keylessType(spec.Type)) && !((kw == "key" || kw == "value") && ringType(spec.Type)) {
 					return usageError{fmt.Errorf("map create: %q is required", kw)}
 				}
 			}
