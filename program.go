@@ -1,0 +1,65 @@
+package userbpf
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/userbpf/userbpf/loader"
+	"github.com/userbpf/userbpf/maps"
+	"github.com/userbpf/userbpf/programs"
+)
+
+// Collection is an object file loaded into a region: its maps (created, or
+// reused when a compatible map of the same name exists) and its programs,
+// stored in the region so any attached process can run them by name.
+type Collection struct {
+	Maps     map[string]*maps.Map
+	Programs map[string]*programs.Program
+}
+
+// LoadCollection loads the eBPF object at path (compiled with clang
+// -target bpf, as for the kernel) into the region.
+func LoadCollection(r *Region, path string) (*Collection, error) {
+	lc, err := loader.Load(r, path)
+	if err != nil {
+		return nil, err
+	}
+	c := &Collection{Maps: lc.Maps, Programs: map[string]*programs.Program{}}
+	names := make([]string, 0, len(lc.Programs))
+	for n := range lc.Programs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		lp := lc.Programs[n]
+		if err := lp.ResolveKfuncs(programs.KfuncID); err != nil {
+			return nil, err
+		}
+		ms := make([]programs.StoredMap, len(lp.VM.Maps))
+		for i, ref := range lp.VM.Maps {
+			m, ok := ref.Handle.(*maps.Map)
+			if !ok {
+				return nil, fmt.Errorf("load %s: program %s: map reference %d has no map", path, n, i)
+			}
+			ms[i] = programs.StoredMap{Name: m.Name(), GlobalData: ref.ValueAddr != 0, ReadOnly: ref.ReadOnly}
+		}
+		if err := programs.Store(r.shm, n, uint32(lp.Spec.Type), lp.VM.Insns, ms); err != nil {
+			return nil, fmt.Errorf("load %s: %w", path, err)
+		}
+		p, err := r.Program(n)
+		if err != nil {
+			return nil, err
+		}
+		c.Programs[n] = p
+	}
+	return c, nil
+}
+
+// Program opens the program called name, loaded into the region by this
+// or any other process.
+func (r *Region) Program(name string) (*programs.Program, error) {
+	return programs.Open(r.shm, r.rcu, name)
+}
+
+// Programs lists the programs loaded into the region.
+func (r *Region) Programs() []string { return programs.Names(r.shm) }

@@ -1,0 +1,38 @@
+package programs
+
+import (
+	"fmt"
+
+	"github.com/userbpf/userbpf/lock"
+	"github.com/userbpf/userbpf/vm"
+)
+
+// helperSpinLock is bpf_spin_lock: the very lock word user space takes
+// with Map.WithLock and BPF_F_LOCK. The word must lie in memory the program
+// may write (a map value it looked up), be 4-aligned, and the program may
+// hold one lock at a time (the kernel's verifier rule; here checked at run
+// time: a second lock is an error, not a deadlock).
+func helperSpinLock(m *vm.Machine, addr, _, _, _, _ uint64) (uint64, error) {
+	h := hostOf(m)
+	if addr%4 != 0 || !m.CanAccess(addr, 4, true) {
+		return 0, fmt.Errorf("bpf_spin_lock: %#x is not a lock in a map value the program may write", addr)
+	}
+	if h.locked != nil {
+		return 0, fmt.Errorf("bpf_spin_lock: the program already holds a lock")
+	}
+	l := (*lock.SpinLock)(addrPtr(addr))
+	l.Lock(h.holder)
+	h.locked = l
+	return 0, nil
+}
+
+func helperSpinUnlock(m *vm.Machine, addr, _, _, _, _ uint64) (uint64, error) {
+	h := hostOf(m)
+	l := (*lock.SpinLock)(addrPtr(addr))
+	if h.locked == nil || h.locked != l {
+		return 0, fmt.Errorf("bpf_spin_unlock: %#x is not the lock the program holds", addr)
+	}
+	h.locked = nil
+	l.Unlock()
+	return 0, nil
+}

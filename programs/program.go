@@ -1,0 +1,124 @@
+package programs
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/userbpf/userbpf/maps"
+	"github.com/userbpf/userbpf/rcu"
+	"github.com/userbpf/userbpf/shm"
+	"github.com/userbpf/userbpf/vm"
+)
+
+// Program is a stored program opened by this process. Run is safe from
+// many goroutines at once, and other processes run the same program
+// through their own handles.
+type Program struct {
+	name   string
+	typ    uint32
+	region *shm.Region
+	rcu    *rcu.Domain
+	vm     *vm.Program
+	maps   []*maps.Map
+
+	runners sync.Pool // *runner
+	rings   ringCache
+
+	runs, faults atomic.Uint64
+}
+
+// runner is one goroutine's machine and host state, reused across runs.
+type runner struct {
+	m *vm.Machine
+	h run
+}
+
+// ErrLeftLock is wrapped by the error of a run that ended holding a
+// bpf_spin_lock (the lock is released).
+var ErrLeftLock = errors.New("program ended holding a bpf_spin_lock (released)")
+
+// Open opens the program called name in the region: its instructions are
+// read back and its maps opened by name.
+func Open(r *shm.Region, d *rcu.Domain, name string) (*Program, error) {
+	s, err := readStored(r, name)
+	if err != nil {
+		return nil, err
+	}
+	p := &Program{name: name, typ: s.typ, region: r, rcu: d,
+		vm: &vm.Program{Name: name, Insns: s.insns, Maps: make([]vm.MapRef, len(s.maps))}}
+	for i, sm := range s.maps {
+		mp, err := maps.Open(r, d, sm.Name, 0)
+		if err != nil {
+			return nil, fmt.Errorf("open program %q: map %d: %w", name, i, err)
+		}
+		p.maps = append(p.maps, mp)
+		ref := vm.MapRef{Handle: mp}
+		if sm.GlobalData {
+			v, err := mp.ValuePointer(0)
+			if err != nil {
+				return nil, fmt.Errorf("open program %q: global data map %q: %w", name, sm.Name, err)
+			}
+			ref.ValueAddr, ref.ValueSize, ref.ReadOnly = uintptr(v), mp.ValueSize(), sm.ReadOnly
+		}
+		p.vm.Maps[i] = ref
+	}
+	if err := vm.Validate(p.vm); err != nil {
+		return nil, fmt.Errorf("open program %q: %w", name, err)
+	}
+	p.vm.Prepare()
+	helpers, kfuncs := Helpers(), Kfuncs()
+	p.runners.New = func() any {
+		m := vm.NewMachine()
+		m.Helpers, m.Kfuncs = helpers, kfuncs
+		rn := &runner{m: m}
+		rn.h.region, rn.h.holder, rn.h.rings = r, r.Holder(), &p.rings
+		m.Host = &rn.h
+		return rn
+	}
+	return p, nil
+}
+
+// Name is the program's name in its region.
+func (p *Program) Name() string { return p.name }
+
+// Type is the program type its section named (enum bpf_prog_type).
+func (p *Program) Type() uint32 { return p.typ }
+
+// VM is the program's instructions and map references.
+func (p *Program) VM() *vm.Program { return p.vm }
+
+// Run runs the program once with ctx as its context (the program may read
+// and write it) and returns R0. The run leases a virtual CPU (waiting if
+// all are busy) and stays inside an RCU read-side section; if it stops
+// early, the lock it held is released and the records it reserved are
+// discarded. Steady-state runs allocate nothing.
+func (p *Program) Run(ctx []byte) (uint64, error) {
+	rn := p.runners.Get().(*runner)
+	defer p.runners.Put(rn)
+	cpu, err := p.region.LeaseCPU()
+	if err != nil {
+		return 0, fmt.Errorf("run program %q: %w", p.name, err)
+	}
+	defer cpu.Release()
+	rn.m.CPU, rn.h.cpu = uint32(cpu.ID()), cpu.ID()
+	var r0 uint64
+	var runErr error
+	p.rcu.Read(func() {
+		r0, runErr = p.vm.Run(rn.m, ctx)
+		if leftLock, _ := rn.h.cleanup(); leftLock && runErr == nil {
+			runErr = ErrLeftLock
+		}
+	})
+	p.runs.Add(1)
+	if runErr != nil {
+		p.faults.Add(1)
+		return r0, fmt.Errorf("run program %q: %w", p.name, runErr)
+	}
+	return r0, nil
+}
+
+// Runs and Faults count this process's runs of the program and those that
+// stopped with an error.
+func (p *Program) Runs() (runs, faults uint64) { return p.runs.Load(), p.faults.Load() }
