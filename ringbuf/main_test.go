@@ -18,22 +18,51 @@ import (
 	"testing"
 	"time"
 
-	"github.com/userbpf/userbpf"
 	"github.com/userbpf/userbpf/internal/proctest"
 	"github.com/userbpf/userbpf/maps"
+	"github.com/userbpf/userbpf/rcu"
+	"github.com/userbpf/userbpf/shm"
 )
 
 func TestMain(m *testing.M) { proctest.Main(m) }
 
+// region is an attached region with its RCU domain: what the root
+// package's Region is (which imports this package, through programs, so
+// the tests build their own).
+type region struct {
+	s *shm.Region
+	d *rcu.Domain
+}
+
+func openRegion(path string) (*region, error) {
+	s, err := shm.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	return &region{s, rcu.New(s)}, nil
+}
+
+func (r *region) CreateMap(s maps.Spec) (*maps.Map, error) { return maps.Create(r.s, r.d, s) }
+func (r *region) OpenMap(name string, flags uint32) (*maps.Map, error) {
+	return maps.Open(r.s, r.d, name, flags)
+}
+func (r *region) Shared() *shm.Region { return r.s }
+func (r *region) Stats() shm.Stats    { return r.s.Stats() }
+func (r *region) Close() error {
+	r.d.Close()
+	return r.s.Close()
+}
+
 // newRegion creates a region in a temporary directory, closed when the
 // test ends.
-func newRegion(tb testing.TB) (*userbpf.Region, string) {
+func newRegion(tb testing.TB) (*region, string) {
 	tb.Helper()
 	path := filepath.Join(tb.TempDir(), "ring.region")
-	r, err := userbpf.CreateRegion(path, userbpf.RegionOptions{SizeLimit: 1 << 30, CPUs: 2})
+	s, err := shm.Create(path, shm.Options{SizeLimit: 1 << 30, CPUs: 2})
 	if err != nil {
 		tb.Fatal(err)
 	}
+	r := &region{s, rcu.New(s)}
 	tb.Cleanup(func() {
 		if err := r.Close(); err != nil {
 			tb.Errorf("region close: %v", err)
@@ -44,7 +73,7 @@ func newRegion(tb testing.TB) (*userbpf.Region, string) {
 
 // newRing creates a ring buffer map and opens it; the ring is closed when
 // the test ends (before the region).
-func newRing(tb testing.TB, r *userbpf.Region, name string, typ maps.Type, size uint32) (*maps.Map, *Ring) {
+func newRing(tb testing.TB, r *region, name string, typ maps.Type, size uint32) (*maps.Map, *Ring) {
 	tb.Helper()
 	m, err := r.CreateMap(maps.Spec{Name: name, Type: typ, MaxEntries: size})
 	if err != nil {
@@ -70,8 +99,8 @@ func newReader(tb testing.TB, m *maps.Map) *Reader {
 }
 
 // openChild attaches a child to the region at path and opens map name.
-func openChild(path, name string) (*userbpf.Region, *maps.Map, error) {
-	r, err := userbpf.OpenRegion(path)
+func openChild(path, name string) (*region, *maps.Map, error) {
+	r, err := openRegion(path)
 	if err != nil {
 		return nil, nil, err
 	}
