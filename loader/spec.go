@@ -2,6 +2,7 @@ package loader
 
 import (
 	"bytes"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
@@ -137,11 +138,35 @@ func Parse(rd io.ReaderAt, name string, opts *Options) (spec *ObjectSpec, err er
 			spec, err = nil, fmt.Errorf("malformed object: parser failed: %v", r)
 		}
 	}()
+	if err := checkSections(rd); err != nil {
+		return nil, err
+	}
 	cs, err := ebpf.LoadCollectionSpecFromReader(rd)
 	if err != nil {
 		return nil, err
 	}
 	return fromCollectionSpec(cs, name, opts)
+}
+
+// maxValueSize is the largest map value (KMALLOC_MAX_SIZE on x86-64), so
+// the largest global-data section.
+const maxValueSize = 4 << 20
+
+// checkSections refuses sections whose size the file does not back
+// (SHT_NOBITS: .bss) beyond what a map value can hold, before
+// cilium/ebpf allocates them.
+func checkSections(rd io.ReaderAt) error {
+	f, err := elf.NewFile(rd)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for _, s := range f.Sections {
+		if s.Type == elf.SHT_NOBITS && s.Size > maxValueSize {
+			return fmt.Errorf("section %s: %d bytes, more than a map value may hold (%d)", s.Name, s.Size, maxValueSize)
+		}
+	}
+	return nil
 }
 
 func fromCollectionSpec(cs *ebpf.CollectionSpec, objName string, opts *Options) (*ObjectSpec, error) {
