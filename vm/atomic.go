@@ -22,12 +22,13 @@ func (m *Machine) atomic(x xinsn, pc int, r *[16]uint64) error {
 	default:
 		size = 4
 	}
-	base := x.dst
+	dst, src := x.regs&15, x.regs>>4
+	base := dst
 	switch x.op {
 	case opLoadAcqB, opLoadAcqH, opLoadAcqW, opLoadAcqDW:
-		base, write = x.src, false
+		base, write = src, false
 	}
-	a := r[base&15] + uint64(int64(x.off))
+	a := r[base] + uint64(int64(x.off))
 	if !m.CanAccess(a, size, write) {
 		return m.memFault(pc, a, size, write)
 	}
@@ -35,7 +36,7 @@ func (m *Machine) atomic(x xinsn, pc int, r *[16]uint64) error {
 		return m.alignFault(pc, a, size)
 	}
 	p := ptr(a)
-	s := &r[x.src&15]
+	s := &r[src]
 	switch x.op {
 	case opAtomicAdd32:
 		atomic.AddUint32((*uint32)(p), uint32(*s))
@@ -83,13 +84,13 @@ func (m *Machine) atomic(x xinsn, pc int, r *[16]uint64) error {
 	// consistent, which is stronger. Bytes and halfwords go through the
 	// aligned word that contains them.
 	case opLoadAcqB:
-		r[x.dst&15] = uint64(uint8(loadSub(a, 8)))
+		r[dst] = uint64(uint8(loadSub(a, 8)))
 	case opLoadAcqH:
-		r[x.dst&15] = uint64(uint16(loadSub(a, 16)))
+		r[dst] = uint64(uint16(loadSub(a, 16)))
 	case opLoadAcqW:
-		r[x.dst&15] = uint64(atomic.LoadUint32((*uint32)(p)))
+		r[dst] = uint64(atomic.LoadUint32((*uint32)(p)))
 	case opLoadAcqDW:
-		r[x.dst&15] = atomic.LoadUint64((*uint64)(p))
+		r[dst] = atomic.LoadUint64((*uint64)(p))
 	case opStoreRelB:
 		storeSub(a, 8, *s)
 	case opStoreRelH:

@@ -8,12 +8,10 @@ import (
 // xinsn is a prepared instruction: the wire fields with the opcode
 // replaced by an internal operation code (see opcodes.go).
 type xinsn struct {
-	op  uint8
-	dst uint8
-	src uint8
-	_   uint8
-	off int16
-	imm int32
+	op   uint8
+	regs uint8 // dst | src<<4
+	off  int16
+	imm  int32
 }
 
 // code is the prepared, run-ready form of a Program. It is immutable and

@@ -9,7 +9,7 @@ import "fmt"
 func translate(p *Program, i int, hi []bool) (x xinsn, high int32, reason string) {
 	ins := p.Insns[i]
 	n := len(p.Insns)
-	x = xinsn{dst: ins.Dst, src: ins.Src, off: ins.Off, imm: ins.Imm}
+	x = xinsn{regs: ins.Dst&15 | ins.Src<<4, off: ins.Off, imm: ins.Imm}
 	class := ins.Op & 0x07
 
 	// target checks a jump or call to pc i+1+rel.
@@ -357,7 +357,7 @@ func translateLD(p *Program, i int, hi []bool, x xinsn) (xinsn, int32, string) {
 	default:
 		return x, 0, fmt.Sprintf("64-bit immediate load of unsupported pseudo kind %d", ins.Src)
 	}
-	x.src = 0
+	x.regs &= 15
 	x.imm = int32(uint32(v))
 	return x, int32(uint32(v >> 32)), ""
 }
