@@ -1,0 +1,197 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/userbpf/userbpf"
+	"github.com/userbpf/userbpf/loader"
+)
+
+func progCmd(g *globals) *cobra.Command {
+	c := group("prog", "load, show, run and disassemble programs (bpftool grammar)")
+	c.AddCommand(progLoadCmd(g), progShowCmd(g), progRunCmd(g), progDumpCmd(g))
+	return c
+}
+
+func progLoadCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "load OBJ REGION",
+		Short: "load an eBPF object (clang -target bpf) into a region",
+		Long: `Load an object's maps and programs into a region. Maps are created, or reused
+when the region already has a compatible map of the same name; programs are
+stored in the region, so any attached process can run them by name.`,
+		Example: "  userbpf prog load testdata/calls.o demo",
+		Args:    cobra.ExactArgs(2),
+		RunE: func(_ *cobra.Command, args []string) error {
+			r, err := userbpf.OpenRegion(userbpf.RegionPath(args[1]))
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			c, err := userbpf.LoadCollection(r, args[0])
+			if err != nil {
+				return err
+			}
+			var progs, ms []string
+			for n := range c.Programs {
+				progs = append(progs, n)
+			}
+			for _, m := range c.Maps {
+				ms = append(ms, m.Name())
+			}
+			sort.Strings(progs)
+			sort.Strings(ms)
+			emit(g, map[string]any{"programs": progs, "maps": ms}, func() {
+				fmt.Printf("loaded %d programs (%v) and %d maps (%v) into %s\n", len(progs), progs, len(ms), ms, r.Shared().Path())
+			})
+			return nil
+		},
+	}
+}
+
+type progJSON struct {
+	Name  string   `json:"name"`
+	Type  uint32   `json:"type"`
+	Insns int      `json:"insns"`
+	Maps  []string `json:"map_names"`
+}
+
+func progShowCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "show REGION",
+		Short:   "list the programs loaded into a region",
+		Example: "  userbpf prog show demo",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			r, err := userbpf.OpenRegion(userbpf.RegionPath(args[0]))
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			out := []progJSON{}
+			for _, n := range r.Programs() {
+				p, err := r.Program(n)
+				if err != nil {
+					return err
+				}
+				j := progJSON{Name: n, Type: p.Type(), Insns: len(p.VM().Insns), Maps: []string{}}
+				for _, ref := range p.VM().Maps {
+					if m, ok := ref.Handle.(interface{ Name() string }); ok {
+						j.Maps = append(j.Maps, m.Name())
+					}
+				}
+				out = append(out, j)
+			}
+			emit(g, out, func() {
+				for _, p := range out {
+					fmt.Printf("%s: type %d  insns %d  maps %v\n", p.Name, p.Type, p.Insns, p.Maps)
+				}
+			})
+			return nil
+		},
+	}
+}
+
+func progRunCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "run REGION:PROG [data_in FILE] [ctx_in FILE] [repeat N]",
+		Short: "run a program and print its return value and average duration",
+		Long: `Run a program as bpftool prog run does. The program's context (R1) is the
+contents of ctx_in, or of data_in if only that is given, or 64 zero bytes.
+Prints "Return value: X, duration (average): Yns".`,
+		Example: "  userbpf prog run demo:entry repeat 1000",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			region, name, err := splitTarget(args[0])
+			if err != nil {
+				return err
+			}
+			var ctx []byte
+			repeat := uint64(1)
+			w := &words{args: args[1:]}
+			for w.more() {
+				switch kw := w.next(); kw {
+				case "data_in", "ctx_in":
+					if !w.more() {
+						return usageError{fmt.Errorf("%s: missing file", kw)}
+					}
+					b, err := os.ReadFile(w.next())
+					if err != nil {
+						return err
+					}
+					if kw == "ctx_in" || ctx == nil {
+						ctx = b
+					}
+				case "repeat":
+					if repeat, err = w.uint(kw, 32); err != nil {
+						return err
+					}
+					if repeat == 0 {
+						repeat = 1
+					}
+				default:
+					return usageError{fmt.Errorf("unknown keyword %q (want data_in, ctx_in or repeat)", kw)}
+				}
+			}
+			if ctx == nil {
+				ctx = make([]byte, 64)
+			}
+			r, err := userbpf.OpenRegion(userbpf.RegionPath(region))
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			p, err := r.Program(name)
+			if err != nil {
+				return err
+			}
+			var r0 uint64
+			start := time.Now()
+			for range repeat {
+				if r0, err = p.Run(ctx); err != nil {
+					return err
+				}
+			}
+			avg := time.Since(start).Nanoseconds() / int64(repeat)
+			emit(g, map[string]any{"retval": r0, "duration": avg}, func() {
+				fmt.Printf("Return value: %d, duration (average): %dns\n", r0, avg)
+			})
+			return nil
+		},
+	}
+}
+
+func progDumpCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "dump REGION:PROG",
+		Short:   "disassemble a program",
+		Example: "  userbpf prog dump demo:entry",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			region, name, err := splitTarget(args[0])
+			if err != nil {
+				return err
+			}
+			r, err := userbpf.OpenRegion(userbpf.RegionPath(region))
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			p, err := r.Program(name)
+			if err != nil {
+				return err
+			}
+			text, err := loader.Disassemble(p.VM().Insns)
+			if err != nil {
+				return err
+			}
+			emit(g, map[string]any{"name": name, "insns": text}, func() { fmt.Print(text) })
+			return nil
+		},
+	}
+}
