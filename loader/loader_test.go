@@ -617,3 +617,93 @@ func itoa(n int) string {
 	}
 	return string(b)
 }
+
+// TestUnsupported: hand-built specs with what userbpf does not implement
+// give errors naming it (and the instruction), never a panic.
+func TestUnsupported(t *testing.T) {
+	base := func() *ebpf.CollectionSpec {
+		return &ebpf.CollectionSpec{
+			Maps: map[string]*ebpf.MapSpec{
+				"arr":  {Name: "arr", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 4},
+				"hash": {Name: "hash", Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: 4},
+			},
+			Programs: map[string]*ebpf.ProgramSpec{},
+		}
+	}
+	prog := func(insns ...asm.Instruction) *ebpf.ProgramSpec {
+		insns[0] = insns[0].WithSymbol("p")
+		return &ebpf.ProgramSpec{Name: "p", Type: ebpf.SocketFilter, SectionName: "socket", License: "GPL", Instructions: insns}
+	}
+	exit := []asm.Instruction{asm.Mov.Imm(asm.R0, 0), asm.Return()}
+	cases := []struct {
+		name string
+		edit func(cs *ebpf.CollectionSpec)
+		want []string
+	}{
+		{"prog array", func(cs *ebpf.CollectionSpec) {
+			cs.Maps["jmp"] = &ebpf.MapSpec{Name: "jmp", Type: ebpf.ProgramArray, KeySize: 4, ValueSize: 4, MaxEntries: 4}
+		}, []string{"map jmp", "ProgramArray"}},
+		{"perf array", func(cs *ebpf.CollectionSpec) {
+			cs.Maps["ev"] = &ebpf.MapSpec{Name: "ev", Type: ebpf.PerfEventArray, KeySize: 4, ValueSize: 4}
+		}, []string{"map ev", "PerfEventArray"}},
+		{"unknown section", func(cs *ebpf.CollectionSpec) {
+			p := prog(exit...)
+			p.Type, p.SectionName = ebpf.UnspecifiedProgram, "weird/section"
+			cs.Programs["p"] = p
+		}, []string{"program p", `section "weird/section"`}},
+		{"unknown helper", func(cs *ebpf.CollectionSpec) {
+			cs.Programs["p"] = prog(asm.Mov.Imm(asm.R0, 0), asm.BuiltinFunc(9999).Call(), asm.Return())
+		}, []string{"program p", "instruction 1", "unknown helper 9999"}},
+		{"unknown map", func(cs *ebpf.CollectionSpec) {
+			cs.Programs["p"] = prog(append([]asm.Instruction{asm.LoadMapPtr(asm.R1, 0).WithReference("nope")}, exit...)...)
+		}, []string{"instruction 0", `"nope"`}},
+		{"value of a hash", func(cs *ebpf.CollectionSpec) {
+			cs.Programs["p"] = prog(append([]asm.Instruction{asm.Mov.Imm(asm.R0, 0), asm.LoadMapValue(asm.R1, 0, 0).WithReference("hash")}, exit...)...)
+		}, []string{"instruction 1", "direct value access", "hash"}},
+		{"value offset", func(cs *ebpf.CollectionSpec) {
+			cs.Maps["one"] = &ebpf.MapSpec{Name: "one", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1}
+			cs.Programs["p"] = prog(append([]asm.Instruction{asm.LoadMapValue(asm.R1, 0, 8).WithReference("one")}, exit...)...)
+		}, []string{"instruction 0", "offset 8"}},
+		{"undefined function", func(cs *ebpf.CollectionSpec) {
+			cs.Programs["p"] = prog(append([]asm.Instruction{asm.Call.Label("missing")}, exit...)...)
+		}, []string{"instruction 0", `"missing"`}},
+		{"ksym", func(cs *ebpf.CollectionSpec) {
+			cs.Programs["p"] = prog(append([]asm.Instruction{asm.LoadImm(asm.R1, 0, asm.DWord).WithReference("bpf_prog_active")}, exit...)...)
+		}, []string{"instruction 0", "bpf_prog_active"}},
+		{"kconfig", func(cs *ebpf.CollectionSpec) {
+			cs.Maps[".kconfig"] = &ebpf.MapSpec{Name: ".kconfig", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1}
+		}, []string{".kconfig", "__kconfig"}},
+		{"no inner template", func(cs *ebpf.CollectionSpec) {
+			cs.Maps["outer"] = &ebpf.MapSpec{Name: "outer", Type: ebpf.ArrayOfMaps, KeySize: 4, ValueSize: 4, MaxEntries: 2}
+		}, []string{"map outer", "inner map template"}},
+		{"static values to a stranger", func(cs *ebpf.CollectionSpec) {
+			cs.Maps["outer"] = &ebpf.MapSpec{Name: "outer", Type: ebpf.ArrayOfMaps, KeySize: 4, ValueSize: 4, MaxEntries: 2,
+				InnerMap: cs.Maps["arr"].Copy(), Contents: []ebpf.MapKV{{Key: uint32(0), Value: "stranger"}}}
+		}, []string{"map outer", `"stranger"`}},
+	}
+	for _, c := range cases {
+		cs := base()
+		c.edit(cs)
+		_, err := loader.FromCollectionSpec(cs, "t", nil)
+		if err == nil {
+			t.Errorf("%s: accepted", c.name)
+			continue
+		}
+		t.Logf("%s: %v", c.name, err)
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q does not mention %q", c.name, err, w)
+			}
+		}
+	}
+	// The base with a trivial program is fine, and loads.
+	cs := base()
+	cs.Programs["p"] = prog(exit...)
+	o, err := loader.FromCollectionSpec(cs, "t", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.Load(newRegion(t)); err != nil {
+		t.Fatal(err)
+	}
+}

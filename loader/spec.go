@@ -145,7 +145,7 @@ func Parse(rd io.ReaderAt, name string, opts *Options) (spec *ObjectSpec, err er
 	if err != nil {
 		return nil, err
 	}
-	return fromCollectionSpec(cs, name, opts)
+	return FromCollectionSpec(cs, name, opts)
 }
 
 // maxValueSize is the largest map value (KMALLOC_MAX_SIZE on x86-64), so
@@ -169,7 +169,16 @@ func checkSections(rd io.ReaderAt) error {
 	return nil
 }
 
-func fromCollectionSpec(cs *ebpf.CollectionSpec, objName string, opts *Options) (*ObjectSpec, error) {
+// FromCollectionSpec converts a cilium/ebpf collection spec (from an ELF
+// file, or built by hand with package asm) as Parse does; cs is not
+// modified. objName is the prefix of global-data maps' names.
+func FromCollectionSpec(cs *ebpf.CollectionSpec, objName string, opts *Options) (*ObjectSpec, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	if len(opts.Constants) > 0 {
+		cs = cs.Copy()
+	}
 	if err := setConstants(cs, opts.Constants); err != nil {
 		return nil, err
 	}
