@@ -33,14 +33,14 @@ func (g *Ring) Reserve(size int) ([]byte, error) {
 		g.lock.Unlock()
 		return nil, err
 	}
-	h := g.header(pos)
-	// Owner before length, length before the producer position: a process
-	// killed between any two of these stores leaves either an unpublished
-	// header (overwritten by the next reservation) or a BUSY record that
-	// names its owner.
-	h.Owner.Store(g.holder.Tag)
-	h.Len.Store(uint32(size) | maps.RingBusyBit)
-	g.prod.ProdPos.Store(pos + total)
+	// The header (owner and length) before the producer position: a
+	// process killed between the two stores leaves an unpublished header
+	// (overwritten by the next reservation); after them, a BUSY record that
+	// names its owner. Release stores suffice (the lock's release and the
+	// commit's CAS are the full barriers); consumers load the producer
+	// position with acquire (or stronger) ordering.
+	storeHeader(g.header(pos), uint32(size)|maps.RingBusyBit, g.holder.Tag)
+	storeRelease64((*uint64)(unsafe.Pointer(&g.prod.ProdPos)), pos+total)
 	g.lock.Unlock()
 	return g.payload(pos, uint64(size)), nil
 }

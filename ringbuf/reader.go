@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/userbpf/userbpf/internal/futex"
 	"github.com/userbpf/userbpf/maps"
@@ -205,7 +206,7 @@ func (r *Reader) next(rec *Record) (got, busy bool, err error) {
 // publish stores the reader's position in the ring, if it moved.
 func (r *Reader) publish() {
 	if r.cons != r.published {
-		r.ring.cons.ConsPos.Store(r.cons)
+		storeRelease64((*uint64)(unsafe.Pointer(&r.ring.cons.ConsPos)), r.cons)
 		r.published = r.cons
 	}
 }
