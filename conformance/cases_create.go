@@ -28,6 +28,7 @@ func allCases(opts Options) []caseDef {
 	cs = append(cs, randomCases(opts)...)
 	cs = append(cs, keylessCases(opts)...)
 	cs = append(cs, lpmCases(opts)...)
+	cs = append(cs, mapInMapCases(opts)...)
 	return cs
 }
 

@@ -80,6 +80,10 @@ type mapSpec struct {
 	Lock       bool   // value holds a struct bpf_spin_lock (BTF on the kernel side)
 	LockOff    uint32 // its offset
 	Name       string // map name; "" means a fresh generated one
+	// InnerFD and InnerMap are the inner-map template of a map-in-map:
+	// the kernel's inner_map_fd and our Spec.InnerMap.
+	InnerFD  int
+	InnerMap *maps.Map
 }
 
 func (s mapSpec) String() string {
@@ -89,6 +93,14 @@ func (s mapSpec) String() string {
 	}
 	if s.Lock {
 		str += fmt.Sprintf(" lock@%d", s.LockOff)
+	}
+	if s.InnerFD != 0 || s.InnerMap != nil {
+		str += fmt.Sprintf(" inner_map_fd %d", s.InnerFD)
+		if s.InnerMap != nil {
+			str += fmt.Sprintf(" (ours: id %d)", s.InnerMap.ID())
+		} else {
+			str += " (ours: none)"
+		}
 	}
 	return str
 }
@@ -285,7 +297,7 @@ func (u *userMap) close() { u.m.Close() }
 // layout.
 func createKernel(s mapSpec, name string, btf func(valueSize, lockOff uint32) (int, error)) (int, syscall.Errno, error) {
 	a := createAttr{MapType: s.Type, KeySize: s.KeySize, ValueSize: s.ValueSize, MaxEntries: s.MaxEntries,
-		MapFlags: s.Flags, MapExtra: s.MapExtra}
+		MapFlags: s.Flags, MapExtra: s.MapExtra, InnerMapFD: uint32(s.InnerFD)}
 	copy(a.MapName[:15], name)
 	if s.Lock {
 		fd, err := btf(s.ValueSize, s.LockOff)
@@ -303,5 +315,6 @@ func createKernel(s mapSpec, name string, btf func(valueSize, lockOff uint32) (i
 
 func createUser(r *shm.Region, d *rcu.Domain, s mapSpec, name string) (*maps.Map, error) {
 	return maps.Create(r, d, maps.Spec{Name: name, Type: maps.Type(s.Type), KeySize: s.KeySize, ValueSize: s.ValueSize,
-		MaxEntries: s.MaxEntries, Flags: s.Flags, MapExtra: s.MapExtra, HasLock: s.Lock, LockOffset: s.LockOff})
+		MaxEntries: s.MaxEntries, Flags: s.Flags, MapExtra: s.MapExtra, HasLock: s.Lock, LockOffset: s.LockOff,
+		InnerMap: s.InnerMap})
 }
