@@ -7,39 +7,47 @@ package maps_test
 // ringbuf.
 
 import (
+	"errors"
 	"fmt"
 	"syscall"
 	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/userbpf/userbpf/internal/errno"
 	"github.com/userbpf/userbpf/internal/proctest"
 	"github.com/userbpf/userbpf/maps"
 )
 
+// ringCreateCases are the creation attributes the tests try, and whether
+// Linux 6.18 accepts them.
+var ringCreateCases = []struct {
+	key, value, entries, flags uint32
+	ok                         bool
+}{
+	{0, 0, 4096, 0, true},
+	{0, 0, 8192, 0, true},
+	{0, 0, 1 << 20, maps.FlagNumaNode, true},
+	{0, 0, 12288, 0, false}, // a page multiple, not a power of 2
+	{0, 0, 2048, 0, false},  // a power of 2 below a page
+	{0, 0, 4095, 0, false},
+	{0, 0, 0, 0, false},
+	{4, 0, 4096, 0, false},
+	{0, 4, 4096, 0, false},
+	{0, 0, 4096, maps.FlagNoPrealloc, false},
+	{0, 0, 4096, maps.FlagRdOnly, false}, // the ring's flag mask has no access flags
+	{0, 0, 4096, maps.FlagWrOnly, false},
+	{0, 0, 4096, maps.FlagRdOnlyProg, false},
+	{0, 0, 4096, maps.FlagWrOnlyProg, false},
+	{0, 0, 4096, maps.FlagMmapable, false},
+	{0, 0, 4096, 1 << 19, false}, // BPF_F_RB_OVERWRITE: newer than 6.18
+}
+
 func TestRingbufCreate(t *testing.T) {
 	r, _ := newRegion(t)
 	for _, typ := range []maps.Type{maps.RingBuf, maps.UserRingBuf} {
-		for i, c := range []struct {
-			key, value, entries, flags uint32
-			ok                         bool
-		}{
-			{0, 0, 4096, 0, true},
-			{0, 0, 8192, 0, true},
-			{0, 0, 1 << 20, maps.FlagNumaNode, true},
-			{0, 0, 12288, 0, false}, // a page multiple, not a power of 2
-			{0, 0, 2048, 0, false},  // a power of 2 below a page
-			{0, 0, 4095, 0, false},
-			{0, 0, 0, 0, false},
-			{4, 0, 4096, 0, false},
-			{0, 4, 4096, 0, false},
-			{0, 0, 4096, maps.FlagNoPrealloc, false},
-			{0, 0, 4096, maps.FlagRdOnly, false}, // the ring's flag mask has no access flags
-			{0, 0, 4096, maps.FlagWrOnly, false},
-			{0, 0, 4096, maps.FlagRdOnlyProg, false},
-			{0, 0, 4096, maps.FlagWrOnlyProg, false},
-			{0, 0, 4096, maps.FlagMmapable, false},
-			{0, 0, 4096, 1 << 19, false}, // BPF_F_RB_OVERWRITE: newer than 6.18
-		} {
+		for i, c := range ringCreateCases {
 			s := maps.Spec{Name: fmt.Sprintf("%s_%d", typ, i), Type: typ, KeySize: c.key, ValueSize: c.value, MaxEntries: c.entries, Flags: c.flags}
 			m, err := r.CreateMap(s)
 			if c.ok {
@@ -135,3 +143,45 @@ var _ = proctest.Register("ringbuf-open", func(args []string) error {
 	fmt.Println(m.Name(), m.Type(), mem.Size, mem.Consumer().ConsPos.Load(), mem.Producer().ProdPos.Load())
 	return nil
 })
+
+// kernelRingCreate creates a ring buffer with bpf(2) and returns the errno
+// (0: created, and closed again).
+func kernelRingCreate(typ maps.Type, key, value, entries, flags uint32) syscall.Errno {
+	attr := struct {
+		MapType, KeySize, ValueSize, MaxEntries, MapFlags uint32
+		_                                                 [108]byte
+	}{MapType: uint32(typ), KeySize: key, ValueSize: value, MaxEntries: entries, MapFlags: flags}
+	fd, _, e := syscall.Syscall(unix.SYS_BPF, 0, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	if e == 0 {
+		syscall.Close(int(fd))
+	}
+	return e
+}
+
+// The creation table above is what the running kernel answers: each case
+// is tried with bpf(2) and must give the same errno. Skipped where bpf(2)
+// is not available.
+func TestRingbufCreateMatchesKernel(t *testing.T) {
+	if e := kernelRingCreate(maps.RingBuf, 0, 0, 4096, 0); e != 0 {
+		t.Skipf("bpf(2) cannot create a ring buffer here: %v", e)
+	}
+	r, _ := newRegion(t)
+	for _, typ := range []maps.Type{maps.RingBuf, maps.UserRingBuf} {
+		for i, c := range ringCreateCases {
+			kerr := kernelRingCreate(typ, c.key, c.value, c.entries, c.flags)
+			_, err := r.CreateMap(maps.Spec{Name: fmt.Sprintf("k%s_%d", typ, i), Type: typ, KeySize: c.key, ValueSize: c.value, MaxEntries: c.entries, Flags: c.flags})
+			var ours syscall.Errno
+			if err != nil && !errors.As(err, &ours) {
+				for _, e := range []syscall.Errno{syscall.EINVAL, syscall.E2BIG, syscall.EPERM, syscall.ENOMEM} {
+					if errors.Is(err, e) {
+						ours = e
+					}
+				}
+			}
+			if ours != kerr {
+				t.Errorf("%s key %d value %d entries %d flags %#x: kernel errno %d (%v), ours %d (%v)",
+					typ, c.key, c.value, c.entries, c.flags, int(kerr), kerr, int(ours), err)
+			}
+		}
+	}
+}
