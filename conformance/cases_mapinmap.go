@@ -305,18 +305,18 @@ func mapInMapCases(opts Options) []caseDef {
 		add("lifetime/"+tn+"/inner_fd_closed", func(c *caseCtx) { testMIMInnerClosed(c, o) })
 		add("lifetime/"+tn+"/template_fd_closed", func(c *caseCtx) { testMIMTemplateClosed(c, o) })
 		add("lifetime/"+tn+"/shared_inner", func(c *caseCtx) { testMIMShared(c, o) })
-		add("batch/"+tn, func(c *caseCtx) {
-			if o.Type == typeArrayOfMaps {
-				testArrayOfMapsBatch(c, o)
-			} else {
-				testHashOfMapsBatch(c, with(o, func(s *mapSpec) { s.MaxEntries = 8 }))
+		if o.Type == typeArrayOfMaps {
+			add("batch/"+tn+"/lookup_empty_slots", func(c *caseCtx) { testArrayOfMapsBatchEmpty(c, o) })
+			add("batch/"+tn+"/lookup_update", func(c *caseCtx) { testArrayOfMapsBatch(c, o) })
+		} else {
+			// With 4-byte keys a key and a bucket cursor have the same size.
+			for _, ks := range []uint32{8, 4} {
+				s := with(o, func(s *mapSpec) { s.MaxEntries, s.KeySize = 8, ks })
+				name := fmt.Sprintf("batch/%s/key_%d/", tn, ks)
+				add(name+"lookup", func(c *caseCtx) { testHashOfMapsLookupBatch(c, s) })
+				add(name+"update_delete", func(c *caseCtx) { testHashOfMapsUpdateDeleteBatch(c, s) })
+				add(name+"lookup_and_delete", func(c *caseCtx) { testHashOfMapsLookupAndDeleteBatch(c, s) })
 			}
-		})
-		if o.Type == typeHashOfMaps {
-			// 4-byte keys: a key and a bucket cursor have the same size.
-			add("batch/"+tn+"/key_4", func(c *caseCtx) {
-				testHashOfMapsBatch(c, with(o, func(s *mapSpec) { s.MaxEntries, s.KeySize = 8, 4 }))
-			})
 		}
 		add("freeze/"+tn, func(c *caseCtx) { testMIMFreeze(c, o) })
 		add("access/"+tn, func(c *caseCtx) { testMIMAccess(c, o) })
@@ -419,7 +419,7 @@ func testArrayOfMaps(c *caseCtx, o mapSpec) {
 	m.lookupAndDelete(k32(2), 0).want(ENOTSUPP)
 	m.lookupAndDelete(k32(4), 0).want(ENOTSUPP)
 	m.lookupAndDelete(k32(0), bpfFLock).want(unix.EINVAL)
-	m.lookupAndDelete(k32(0), bpfNoExist)
+	m.lookupAndDelete(k32(0), bpfNoExist).want(unix.EINVAL)
 	m.check("end")
 }
 
@@ -464,6 +464,7 @@ func testHashOfMaps(c *caseCtx, o mapSpec) {
 	m.set(k(5), a, bpfNoExist).want(unix.E2BIG)
 	m.set(k(5), a, bpfExist).want(unix.ENOENT)
 	m.setBad(k(5), bpfAny).want(unix.EBADF)
+	m.set(k(4), a, bpfNoExist).want(unix.EEXIST)
 	m.set(k(4), a, bpfExist).want(0) // replacing works in a full map
 	m.set(k(4), b, bpfAny).want(0)
 	m.check("full")
@@ -563,23 +564,21 @@ func testMIMShared(c *caseCtx, o mapSpec) {
 	m2.check("outer 2")
 }
 
-// testArrayOfMapsBatch: generic update and lookup batches, with the
-// kernel's handling of empty slots, and the unsupported delete batches.
-func testArrayOfMapsBatch(c *caseCtx, o mapSpec) {
+// mimBatchPair makes an outer map with template A and inner maps A, B
+// and a misfit (max_entries 3).
+func mimBatchPair(c *caseCtx, o mapSpec) (m *mim, a, b, misfit *twin) {
 	ts := newTwins(c)
-	a, b := ts.add("A", mimArray), ts.add("B", mimArray)
-	wrong := ts.add("max_entries_3", with(mimArray, func(s *mapSpec) { s.MaxEntries = 3 }))
-	m := ts.outer(o, a)
-	m.lookupBatch(false, nil, 4, 0, 0) // every slot empty
-	m.lookupBatch(false, nil, 0, 0, 0).want(0)
-	m.updateBatch([][]byte{k32(0), k32(1), k32(2)}, []*twin{a, b, a}, 0, 0).want(0)
-	m.lookupBatch(false, nil, 4, 0, 0) // slot 3 empty
-	m.lookupBatch(false, nil, 2, 0, 0)
-	m.lookupBatch(false, k32(0), 2, 0, 0)
-	m.set(k32(3), b, bpfAny).want(0)
-	for step := 1; step <= 5; step++ {
+	a, b = ts.add("A", mimArray), ts.add("B", mimArray)
+	misfit = ts.add("max_entries_3", with(mimArray, func(s *mapSpec) { s.MaxEntries = 3 }))
+	return ts.outer(o, a), a, b, misfit
+}
+
+// lookupBatchSteps walks the map with lookup batches of every size from 1
+// to max, each walk from the start until the batch fails (the end).
+func (m *mim) lookupBatchSteps(max int) {
+	for step := 1; step <= max; step++ {
 		var in []byte
-		for calls := 0; calls < 8; calls++ {
+		for calls := 0; calls < 2*int(m.s.MaxEntries)+2; calls++ {
 			r := m.lookupBatch(false, in, step, 0, 0)
 			if r.k != 0 {
 				break
@@ -587,54 +586,77 @@ func testArrayOfMapsBatch(c *caseCtx, o mapSpec) {
 			in = r.out
 		}
 	}
+}
+
+// testArrayOfMapsBatchEmpty: generic lookup batches over empty slots (the
+// kernel skips them).
+func testArrayOfMapsBatchEmpty(c *caseCtx, o mapSpec) {
+	m, a, b, _ := mimBatchPair(c, o)
+	m.lookupBatch(false, nil, 4, 0, 0).want(unix.ENOENT) // every slot empty
+	m.updateBatch([][]byte{k32(0), k32(1), k32(2)}, []*twin{a, b, a}, 0, 0).want(0)
+	m.lookupBatch(false, nil, 4, 0, 0).want(unix.ENOENT) // slot 3 empty: 3 copied, then the end
+	m.check("after lookups")
+}
+
+// testArrayOfMapsBatch: generic update and lookup batches on full slots,
+// and the unsupported delete batches.
+func testArrayOfMapsBatch(c *caseCtx, o mapSpec) {
+	m, a, b, misfit := mimBatchPair(c, o)
+	m.lookupBatch(false, nil, 0, 0, 0).want(0)
+	m.updateBatch([][]byte{k32(0), k32(1), k32(2), k32(3)}, []*twin{a, b, a, b}, 0, 0).want(0)
+	m.lookupBatchSteps(5)
 	m.lookupBatch(false, k32(3), 2, 0, 0).want(unix.ENOENT)
 	m.lookupBatch(false, k32(4), 2, 0, 0).want(0) // past the end restarts at 0
 	m.lookupBatch(false, nil, 4, bpfFLock, 0).want(unix.EINVAL)
 	m.lookupBatch(true, nil, 4, 0, 0).want(ENOTSUPP)
-	m.deleteBatch(keysOf(k32(0), k32(1)), 0, 0)
+	m.deleteBatch(keysOf(k32(0), k32(1)), 0, 0).want(ENOTSUPP)
 	m.check("after lookups")
-	m.updateBatch([][]byte{k32(0), k32(1), k32(2)}, []*twin{b, wrong, b}, 0, 0).want(unix.EINVAL)
+	m.updateBatch([][]byte{k32(0), k32(1), k32(2)}, []*twin{b, misfit, b}, 0, 0).want(unix.EINVAL)
 	m.updateBatch([][]byte{k32(0), k32(1)}, []*twin{a, nil}, 0, 0).want(unix.EBADF)
 	m.updateBatch([][]byte{k32(2), k32(4)}, []*twin{a, a}, 0, 0).want(unix.E2BIG)
 	m.updateBatch([][]byte{k32(0)}, []*twin{a}, bpfNoExist, 0).want(unix.EINVAL)
 	m.updateBatch([][]byte{k32(0)}, []*twin{a}, bpfFLock, 0).want(unix.EINVAL)
-	m.updateBatch([][]byte{k32(0)}, []*twin{b}, 0, 1) // batch.flags
+	m.updateBatch([][]byte{k32(0)}, []*twin{b}, 0, 1).want(0) // batch.flags is not looked at
 	m.check("after update batches")
 }
 
-// testHashOfMapsBatch: hash lookup batches (bucket cursors) return inner
-// map IDs; generic update and delete batches; lookup-and-delete batch.
-func testHashOfMapsBatch(c *caseCtx, o mapSpec) {
-	ts := newTwins(c)
-	a, b := ts.add("A", mimArray), ts.add("B", mimArray)
-	wrong := ts.add("max_entries_3", with(mimArray, func(s *mapSpec) { s.MaxEntries = 3 }))
-	m := ts.outer(o, a)
+// testHashOfMapsLookupBatch: hash lookup batches (u32 bucket cursors)
+// return inner map IDs.
+func testHashOfMapsLookupBatch(c *caseCtx, o mapSpec) {
+	m, a, b, _ := mimBatchPair(c, o)
 	k := m.mimKey
 	m.lookupBatch(false, nil, 8, 0, 0).want(unix.ENOENT)
-	m.lookupBatch(true, nil, 8, 0, 0).want(unix.ENOENT)
 	m.lookupBatch(false, nil, 0, 0, 0).want(0)
-	keys := [][]byte{k(1), k(2), k(3), k(4), k(5)}
-	m.updateBatch(keys, []*twin{a, b, a, b, a}, 0, 0).want(0)
-	for step := 1; step <= 6; step++ {
-		var in []byte
-		for calls := 0; calls < 12; calls++ {
-			r := m.lookupBatch(false, in, step, 0, 0)
-			if r.k != 0 {
-				break
-			}
-			in = r.out
-		}
-	}
+	m.updateBatch([][]byte{k(1), k(2), k(3), k(4), k(5)}, []*twin{a, b, a, b, a}, 0, 0).want(0)
+	m.lookupBatchSteps(6)
 	m.lookupBatch(false, k32(8), 8, 0, 0).want(unix.ENOENT) // bucket index past n_buckets
 	m.lookupBatch(false, nil, 8, bpfFLock, 0).want(unix.EINVAL)
 	m.lookupBatch(false, nil, 8, 0, 1).want(unix.EINVAL)
+	m.check("after lookup batches")
+}
+
+// testHashOfMapsUpdateDeleteBatch: generic update and delete batches.
+func testHashOfMapsUpdateDeleteBatch(c *caseCtx, o mapSpec) {
+	m, a, b, misfit := mimBatchPair(c, o)
+	k := m.mimKey
+	m.updateBatch([][]byte{k(1), k(2), k(3), k(4), k(5)}, []*twin{a, b, a, b, a}, 0, 0).want(0)
 	m.deleteBatch(keysOf(k(1), k(2)), 0, 0).want(0)
 	m.deleteBatch(keysOf(k(3), k(1)), 0, 0).want(unix.ENOENT)
 	m.check("after delete batches")
-	m.updateBatch([][]byte{k(6), k(7), k(8)}, []*twin{b, wrong, b}, 0, 0).want(unix.EINVAL)
+	m.updateBatch([][]byte{k(6), k(7), k(8)}, []*twin{b, misfit, b}, 0, 0).want(unix.EINVAL)
 	m.updateBatch([][]byte{k(8), k(9)}, []*twin{a, nil}, 0, 0).want(unix.EBADF)
 	m.updateBatch([][]byte{k(9)}, []*twin{a}, bpfNoExist, 0).want(unix.EINVAL)
+	m.updateBatch([][]byte{k(9)}, []*twin{a}, bpfFLock, 0).want(unix.EINVAL)
 	m.check("after update batches")
+}
+
+// testHashOfMapsLookupAndDeleteBatch: lookup-and-delete batches empty the
+// map bucket by bucket.
+func testHashOfMapsLookupAndDeleteBatch(c *caseCtx, o mapSpec) {
+	m, a, b, _ := mimBatchPair(c, o)
+	k := m.mimKey
+	m.lookupBatch(true, nil, 8, 0, 0).want(unix.ENOENT)
+	m.updateBatch([][]byte{k(1), k(2), k(3), k(4), k(5)}, []*twin{a, b, a, b, a}, 0, 0).want(0)
 	var in []byte
 	for calls := 0; calls < 12; calls++ {
 		r := m.lookupBatch(true, in, 2, 0, 0)
@@ -643,8 +665,8 @@ func testHashOfMapsBatch(c *caseCtx, o mapSpec) {
 		}
 		in = r.out
 	}
-	m.check("after lookup_and_delete batches")
-	m.updateBatch(keys[:4], []*twin{a, b, a, b}, 0, 0).want(0)
+	m.check("after lookup_and_delete batches of 2")
+	m.updateBatch([][]byte{k(1), k(2), k(3), k(4)}, []*twin{a, b, a, b}, 0, 0).want(0)
 	m.lookupBatch(true, nil, 8, 0, 0).want(unix.ENOENT)
 	m.check("emptied")
 }
