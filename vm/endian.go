@@ -1,9 +1,6 @@
+//go:build 386 || amd64 || arm || arm64 || loong64 || mips64le || mipsle || ppc64le || riscv64 || wasm
+
 package vm
 
-import "unsafe"
-
 // hostBigEndian decides which of BPF_TO_LE / BPF_TO_BE is a byte swap.
-var hostBigEndian = func() bool {
-	x := uint16(1)
-	return *(*byte)(unsafe.Pointer(&x)) == 0
-}()
+const hostBigEndian = false

@@ -13,8 +13,11 @@ package vm
 // compiler proves in bounds.
 func (m *Machine) fast(r *[16]uint64, insns []xinsn, pc int, budget uint64) (int, uint64) {
 	for budget != 0 {
-		x := insns[pc]
-		d, s := x.regs&15, x.regs>>4
+		// One 8-byte load, fields by shifts (little-endian layout of xinsn
+		// on every host: see word).
+		w := insns[pc].word()
+		x := xinsn{op: uint8(w), off: int16(w >> 16), imm: int32(w >> 32)}
+		d, s := uint8(w>>8)&15, uint8(w>>12)&15
 		switch x.op {
 		// ALU64
 		case opAdd64K:

@@ -14,6 +14,15 @@ type xinsn struct {
 	imm  int32
 }
 
+// word returns the instruction as one integer: op in bits 0-7, regs in
+// 8-15, off in 16-31, imm in 32-63.
+func (x *xinsn) word() uint64 {
+	if hostBigEndian {
+		return uint64(x.op) | uint64(x.regs)<<8 | uint64(uint16(x.off))<<16 | uint64(uint32(x.imm))<<32
+	}
+	return *(*uint64)(unsafe.Pointer(x))
+}
+
 // code is the prepared, run-ready form of a Program. It is immutable and
 // shared by every Machine that runs the program.
 type code struct {
