@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf/asm"
 	"golang.org/x/sys/unix"
@@ -129,4 +130,33 @@ func BenchmarkHelperCall(b *testing.B) {
 		p.Run(m, nil)
 	}
 	clk.report(b, 1000, "call")
+}
+
+// BenchmarkValueLoop: a lookup-style helper hands out a value once, then
+// the loop loads, adds to and stores into it (memory outside the stack).
+func BenchmarkValueLoop(b *testing.B) {
+	val := alignedBuf(16)
+	m := NewMachine()
+	m.Helpers.Set(FnMapLookupElem, func(m *Machine, _, _, _, _, _ uint64) (uint64, error) {
+		a := uintptr(unsafe.Pointer(&val[0]))
+		m.AllowRange(a, 16, true)
+		return uint64(a), nil
+	})
+	p := prog(b,
+		asm.Mov.Imm(asm.R1, 0), call(FnMapLookupElem), asm.Mov.Reg(asm.R6, asm.R0), asm.Mov.Imm(asm.R2, 0),
+		asm.LoadMem(asm.R3, asm.R6, 8, asm.DWord).WithSymbol("loop"),
+		asm.Add.Reg(asm.R3, asm.R2),
+		asm.StoreMem(asm.R6, 8, asm.R3, asm.DWord),
+		asm.Add.Imm(asm.R2, 1),
+		asm.JLT.Imm(asm.R2, 10000, "loop"),
+		asm.Return())
+	m.Budget = 1 << 30
+	p.Run(m, nil)
+	insns := m.Budget - m.Remaining()
+	b.ReportAllocs()
+	clk := startCPU(b)
+	for i := 0; i < b.N; i++ {
+		p.Run(m, nil)
+	}
+	clk.report(b, float64(insns), "insn")
 }

@@ -396,25 +396,25 @@ func (m *Machine) fast(r *[16]uint64, insns []xinsn, pc int, budget uint64) (int
 		// stores of an immediate
 		case opStB:
 			a := r[d] + uint64(int64(x.off))
-			if !fastOK(m, a, 1) {
+			if !fastOKW(m, a, 1) {
 				return pc, budget
 			}
 			*(*uint8)(ptr(a)) = uint8(x.imm)
 		case opStH:
 			a := r[d] + uint64(int64(x.off))
-			if !fastOK(m, a, 2) {
+			if !fastOKW(m, a, 2) {
 				return pc, budget
 			}
 			*(*uint16)(ptr(a)) = uint16(x.imm)
 		case opStW:
 			a := r[d] + uint64(int64(x.off))
-			if !fastOK(m, a, 4) {
+			if !fastOKW(m, a, 4) {
 				return pc, budget
 			}
 			*(*uint32)(ptr(a)) = uint32(x.imm)
 		case opStDW:
 			a := r[d] + uint64(int64(x.off))
-			if !fastOK(m, a, 8) {
+			if !fastOKW(m, a, 8) {
 				return pc, budget
 			}
 			*(*uint64)(ptr(a)) = uint64(int64(x.imm))
@@ -422,25 +422,25 @@ func (m *Machine) fast(r *[16]uint64, insns []xinsn, pc int, budget uint64) (int
 		// stores of a register
 		case opStxB:
 			a := r[d] + uint64(int64(x.off))
-			if !fastOK(m, a, 1) {
+			if !fastOKW(m, a, 1) {
 				return pc, budget
 			}
 			*(*uint8)(ptr(a)) = uint8(r[s])
 		case opStxH:
 			a := r[d] + uint64(int64(x.off))
-			if !fastOK(m, a, 2) {
+			if !fastOKW(m, a, 2) {
 				return pc, budget
 			}
 			*(*uint16)(ptr(a)) = uint16(r[s])
 		case opStxW:
 			a := r[d] + uint64(int64(x.off))
-			if !fastOK(m, a, 4) {
+			if !fastOKW(m, a, 4) {
 				return pc, budget
 			}
 			*(*uint32)(ptr(a)) = uint32(r[s])
 		case opStxDW:
 			a := r[d] + uint64(int64(x.off))
-			if !fastOK(m, a, 8) {
+			if !fastOKW(m, a, 8) {
 				return pc, budget
 			}
 			*(*uint64)(ptr(a)) = r[s]
@@ -454,11 +454,26 @@ func (m *Machine) fast(r *[16]uint64, insns []xinsn, pc int, budget uint64) (int
 	return pc, budget
 }
 
-// fastOK: [a, a+n) lies in the current stack frames or in ctx.
+// fastOK: [a, a+n) lies in the current stack frames, ctx, or the hot
+// range (see Machine.hot); fastOKW: and may be written.
 func fastOK(m *Machine, a, n uint64) bool {
 	if a-m.lo <= m.span-n {
 		return true
 	}
-	off := a - m.ctxLo
-	return off < m.ctxN && n <= m.ctxN-off
+	if off := a - m.ctxLo; off < m.ctxN && n <= m.ctxN-off {
+		return true
+	}
+	off := a - m.hot.lo
+	return off < m.hot.n && n <= m.hot.n-off
+}
+
+func fastOKW(m *Machine, a, n uint64) bool {
+	if a-m.lo <= m.span-n {
+		return true
+	}
+	if off := a - m.ctxLo; off < m.ctxN && n <= m.ctxN-off {
+		return true
+	}
+	off := a - m.hot.lo
+	return off < m.hot.n && n <= m.hot.n-off && m.hot.w
 }

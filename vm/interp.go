@@ -94,6 +94,7 @@ func (m *Machine) exec(c *code, pc int, r1, r2, r3, r4, r5 uint64, depth int) (u
 			if m.tail != nil {
 				p := m.tail
 				m.tail = nil
+				m.hot = memRange{}
 				c = p.prepared()
 				m.code = c
 				insns = c.insns

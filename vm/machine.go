@@ -69,6 +69,7 @@ type Machine struct {
 	ctxN    uint64
 	ranges  []memRange
 	dynMaps []any
+	hot     memRange // the range the last slow-path access hit, or AllowRange added; checked by fast
 
 	running  bool
 	budget   uint64 // instructions left
@@ -144,6 +145,7 @@ func (m *Machine) begin(c *code, ctx []byte) {
 	}
 	m.ranges = m.ranges[:0]
 	m.dynMaps = m.dynMaps[:0]
+	m.hot = memRange{}
 	m.budget = m.Budget
 	if m.budget == 0 {
 		m.budget = DefaultBudget

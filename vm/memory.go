@@ -30,14 +30,17 @@ func (m *Machine) AllowRange(addr uintptr, size uintptr, writable bool) {
 	for i := range m.ranges {
 		if m.ranges[i].lo == a {
 			m.ranges[i].n, m.ranges[i].w = uint64(size), writable
+			m.hot = m.ranges[i]
 			return
 		}
 	}
 	if len(m.ranges) >= maxRanges {
 		copy(m.ranges, m.ranges[1:])
 		m.ranges = m.ranges[:len(m.ranges)-1]
+		m.hot = memRange{}
 	}
 	m.ranges = append(m.ranges, memRange{lo: a, n: uint64(size), w: writable})
+	m.hot = m.ranges[len(m.ranges)-1]
 }
 
 // RevokeRange withdraws a range AllowRange added starting at addr (after
@@ -47,6 +50,7 @@ func (m *Machine) RevokeRange(addr uintptr) bool {
 	for i := range m.ranges {
 		if m.ranges[i].lo == a {
 			m.ranges = append(m.ranges[:i], m.ranges[i+1:]...)
+			m.hot = memRange{}
 			return true
 		}
 	}
@@ -75,7 +79,8 @@ func (m *Machine) Bytes(addr, size uint64, write bool) ([]byte, bool) {
 }
 
 // inRange checks the ranges other than the stack: ctx, helper ranges
-// (newest first), global data.
+// (newest first), global data. A range it finds becomes the hot range
+// fast checks first.
 func (m *Machine) inRange(a, n uint64, w bool) bool {
 	if off := a - m.ctxLo; off < m.ctxN && n <= m.ctxN-off {
 		return true
@@ -83,6 +88,7 @@ func (m *Machine) inRange(a, n uint64, w bool) bool {
 	for i := len(m.ranges) - 1; i >= 0; i-- {
 		r := &m.ranges[i]
 		if off := a - r.lo; off < r.n && n <= r.n-off {
+			m.hot = *r
 			return r.w || !w
 		}
 	}
@@ -90,6 +96,7 @@ func (m *Machine) inRange(a, n uint64, w bool) bool {
 		for i := range m.code.globals {
 			r := &m.code.globals[i]
 			if off := a - r.lo; off < r.n && n <= r.n-off {
+				m.hot = *r
 				return r.w || !w
 			}
 		}
