@@ -33,6 +33,7 @@ var (
 type Error struct {
 	Program string // Program.Name
 	PC      int    // index of the instruction in Program.Insns
+	Insn    Insn   // the instruction (zero if PC is past the end)
 	Err     error
 	Detail  string
 }
@@ -43,10 +44,14 @@ func (e *Error) Error() string {
 	if name != "" {
 		name += ": "
 	}
-	if e.Detail == "" {
-		return fmt.Sprintf("vm: %sinsn %d: %v", name, e.PC, e.Err)
+	at := fmt.Sprintf("insn %d", e.PC)
+	if e.Insn != (Insn{}) {
+		at += " (" + e.Insn.String() + ")"
 	}
-	return fmt.Sprintf("vm: %sinsn %d: %v: %s", name, e.PC, e.Err, e.Detail)
+	if e.Detail == "" {
+		return fmt.Sprintf("vm: %s%s: %v", name, at, e.Err)
+	}
+	return fmt.Sprintf("vm: %s%s: %v: %s", name, at, e.Err, e.Detail)
 }
 
 // Unwrap returns the sentinel or helper error.
@@ -56,6 +61,9 @@ func (m *Machine) fault(pc int, err error, detail string) error {
 	e := &Error{PC: pc, Err: err, Detail: detail}
 	if m.code != nil && m.code.prog != nil {
 		e.Program = m.code.prog.Name
+		if pc >= 0 && pc < len(m.code.prog.Insns) {
+			e.Insn = m.code.prog.Insns[pc]
+		}
 	}
 	return e
 }

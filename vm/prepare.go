@@ -67,7 +67,7 @@ func Validate(p *Program) error {
 	c := prepare(p)
 	for pc, x := range c.insns[:len(c.insns)-1] {
 		if x.op == opInvalid {
-			return &Error{PC: pc, Err: ErrInvalid, Detail: c.reasons[x.imm]}
+			return &Error{Program: p.Name, PC: pc, Insn: p.Insns[pc], Err: ErrInvalid, Detail: c.reasons[x.imm]}
 		}
 	}
 	return nil
