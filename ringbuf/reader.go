@@ -192,6 +192,9 @@ func (r *Reader) next(rec *Record) (got, busy bool, err error) {
 				ErrCorrupt, g.m.Name(), n, cons, r.prod)
 		}
 		r.cons = cons + total
+		if cons+prefetchAhead < r.prod {
+			prefetchRead(unsafe.Add(g.data, (cons+prefetchAhead)&g.mask))
+		}
 		if l&maps.RingDiscardBit == 0 {
 			rec.RawSample = append(rec.RawSample[:0], g.payload(cons, n)...)
 			rec.Remaining = int(r.prod - r.cons)

@@ -19,3 +19,16 @@ func storeRelease64(addr *uint64, v uint64)
 func storeHeader(h *recHeader, length, owner uint32) {
 	storeRelease64((*uint64)(unsafe.Pointer(h)), uint64(length)|uint64(owner)<<32)
 }
+
+// prefetchWrite asks for the two cache lines at addr for writing (they are
+// the consumer's, who read them last): a producer issues it well ahead of
+// its position so that the ownership transfers overlap instead of stalling
+// each record's locked instructions.
+//
+//go:noescape
+func prefetchWrite(addr unsafe.Pointer)
+
+// prefetchRead asks for the two cache lines at addr for reading.
+//
+//go:noescape
+func prefetchRead(addr unsafe.Pointer)

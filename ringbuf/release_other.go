@@ -2,7 +2,10 @@
 
 package ringbuf
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"unsafe"
+)
 
 // storeRelease64 stores v at addr with (at least) release ordering.
 func storeRelease64(addr *uint64, v uint64) { atomic.StoreUint64(addr, v) }
@@ -12,3 +15,6 @@ func storeHeader(h *recHeader, length, owner uint32) {
 	h.Owner.Store(owner)
 	h.Len.Store(length)
 }
+
+func prefetchWrite(addr unsafe.Pointer) {}
+func prefetchRead(addr unsafe.Pointer)  {}

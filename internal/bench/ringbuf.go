@@ -32,7 +32,7 @@ const (
 	rbSize       = 1 << 20
 	rbRecord     = 64
 	rbRecords    = 4 << 20 // per throughput round
-	rbRounds     = 3
+	rbRounds     = 5
 	rbWakeups    = 2000
 	rbKernelRuns = 1 << 16 // program runs per kernel round, 64 outputs each
 	rbUnroll     = 64
@@ -196,6 +196,7 @@ func runRingbufChild(args []string) error {
 	in := bufio.NewScanner(os.Stdin)
 	switch args[0] {
 	case "produce":
+		defer pinThread(0)()
 		g, err := ringbuf.Open(m)
 		if err != nil {
 			return err
@@ -223,6 +224,7 @@ func runRingbufChild(args []string) error {
 		}
 		return nil
 	case "consume":
+		defer pinThread(1)()
 		rd, err := ringbuf.NewReader(m)
 		if err != nil {
 			return err
@@ -264,6 +266,35 @@ func runRingbufChild(args []string) error {
 		return nil
 	}
 	return fmt.Errorf("bench child ringbuf: unknown mode %q", args[0])
+}
+
+// pinThread locks the calling goroutine to its thread and the thread to
+// CPU i (of those this process may use), so that the two sides of a
+// throughput run never share a CPU; the returned function undoes it. On a
+// single CPU it does nothing.
+func pinThread(i int) (unpin func()) {
+	var set unix.CPUSet
+	if unix.SchedGetaffinity(0, &set) != nil || set.Count() < 2 {
+		return func() {}
+	}
+	for c := 0; c < 1024; c++ {
+		if !set.IsSet(c) {
+			continue
+		}
+		if i > 0 {
+			i--
+			continue
+		}
+		runtime.LockOSThread()
+		var one unix.CPUSet
+		one.Set(c)
+		unix.SchedSetaffinity(0, &one)
+		return func() {
+			unix.SchedSetaffinity(0, &set)
+			runtime.UnlockOSThread()
+		}
+	}
+	return func() {}
 }
 
 // monotonicNow is CLOCK_MONOTONIC in nanoseconds: comparable between
@@ -346,8 +377,8 @@ func outputProgram(ring *ebpf.Map, n int, stamp bool) (*ebpf.Program, error) {
 }
 
 // kernelRingThroughput has a BPF program output 64-byte records into a
-// kernel RINGBUF (BPF_PROG_RUN with repeat) while cilium/ebpf's reader
-// consumes them in another goroutine (another thread, so another CPU), and
+// kernel RINGBUF (BPF_PROG_RUN with repeat, on CPU 0) while cilium/ebpf's
+// reader consumes them in another goroutine (its thread on CPU 1), and
 // returns the median records delivered per second and the share the
 // program dropped on a full ring.
 func kernelRingThroughput() (float64, float64, error) {
@@ -366,12 +397,14 @@ func kernelRingThroughput() (float64, float64, error) {
 		return 0, 0, err
 	}
 	defer rd.Close()
+	defer pinThread(0)()
 	var rates []float64
 	var dropped float64
 	for range rbRounds {
 		got := make(chan int)
 		stop := make(chan struct{})
 		go func() {
+			defer pinThread(1)()
 			n := 0
 			rec := ciliumrb.Record{RawSample: make([]byte, 0, rbRecord)}
 			for {
