@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"unsafe"
 
@@ -341,6 +342,16 @@ func TestConcurrentAtomics(t *testing.T) {
 		asm.Return())
 	p.Maps = []MapRef{{ValueAddr: uintptr(unsafe.Pointer(&word[0])), ValueSize: 8}}
 	var wg sync.WaitGroup
+	// User space adds to the same word at the same time.
+	for g := 0; g < 2; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50000; i++ {
+				atomic.AddUint64((*uint64)(unsafe.Pointer(&word[0])), 1)
+			}
+		}()
+	}
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
 		go func() {
@@ -354,7 +365,7 @@ func TestConcurrentAtomics(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if got := *(*uint64)(unsafe.Pointer(&word[0])); got != 8*5*10000 {
+	if got := *(*uint64)(unsafe.Pointer(&word[0])); got != 8*5*10000+2*50000 {
 		t.Fatalf("total %d", got)
 	}
 }
