@@ -3,6 +3,7 @@ package maps
 import (
 	"encoding/binary"
 	"fmt"
+	"unsafe"
 )
 
 // Batch commands (BPF_MAP_*_BATCH). keys and values hold count elements
@@ -16,6 +17,12 @@ import (
 //
 // The support matrix is the kernel's: hashes have all four; arrays have
 // lookup and update (the others are ErrNotSupported).
+
+// removeNotifier is implemented by types that must know when a batch
+// removes an element (a map-in-map drops its inner map's reference).
+type removeNotifier interface {
+	removed(m *Map, value unsafe.Pointer)
+}
 
 // batchOps is implemented by types whose lookup batches walk buckets.
 type batchOps interface {
@@ -109,7 +116,11 @@ func (m *Map) genericLookupBatch(in, out, keys, values []byte, count int, elemFl
 			break
 		}
 		if err = m.Lookup(key, values[cp*vs:(cp+1)*vs], elemFlags); err != nil {
-			continue // vanished between the two steps: try the next one
+			// Vanished between the two steps, or an empty map-in-map slot:
+			// skip it, as the kernel does, and go on from it.
+			err = nil
+			prev = append(prev[:0:0], key...)
+			continue
 		}
 		prev = key
 		cp++
@@ -218,10 +229,17 @@ func (h *hashOps) lookupBatch(m *Map, in, out, keys, values []byte, elemFlags, f
 		var dead []uint64
 		for off := b.Head.Load(); off != 0; off = h.elem(m, off).Next.Load() {
 			copy(keys[total*ks:], h.key(m, off))
-			m.copyOutAny(values[total*vs:(total+1)*vs], h.value(m, off), elemFlags)
+			if sc, ok := m.ops.(storedCopier); ok {
+				sc.copyStoredOut(m, values[total*vs:(total+1)*vs], h.value(m, off))
+			} else {
+				m.copyOutAny(values[total*vs:(total+1)*vs], h.value(m, off), elemFlags)
+			}
 			total++
 			if del {
 				dead = append(dead, off)
+				if rm, ok := m.ops.(removeNotifier); ok {
+					rm.removed(m, h.value(m, off))
+				}
 			}
 		}
 		if del && len(dead) > 0 {

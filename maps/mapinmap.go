@@ -39,18 +39,30 @@ type innerMeta struct {
 	Type, KeySize, ValueSize, MaxEntries, Flags, LockOff uint32
 }
 
+// allocCheck is fd_array_map_alloc_check / the htab check, then (as the
+// kernel's map_alloc resolves inner_map_fd before the name is checked) the
+// template's presence.
 func (o *mapInMapOps) allocCheck(s *Spec, ncpu int) error {
-	if s.ValueSize != 4 {
-		return fmt.Errorf("%w: %s values are 4-byte map IDs (value size %d)", ErrInvalid, s.Type, s.ValueSize)
-	}
-	if s.Flags&(FlagRdOnlyProg|FlagWrOnlyProg) != 0 {
-		return fmt.Errorf("%w: BPF_F_RDONLY_PROG/WRONLY_PROG on a map-in-map", ErrInvalid)
-	}
+	var err error
 	if o.hash != nil {
-		return o.hash.allocCheck(s, ncpu)
+		err = o.hash.allocCheck(s, ncpu)
+	} else {
+		switch {
+		case s.ValueSize != 4:
+			err = fmt.Errorf("%w: %s values are 4-byte map IDs (value size %d)", ErrInvalid, s.Type, s.ValueSize)
+		case s.Flags&(FlagRdOnlyProg|FlagWrOnlyProg) != 0:
+			err = fmt.Errorf("%w: BPF_F_RDONLY_PROG/WRONLY_PROG on an ARRAY_OF_MAPS", ErrInvalid)
+		default:
+			err = arrayOps{}.allocCheck(s, ncpu) // MMAPABLE and INNER_MAP: ARRAY only
+		}
 	}
-	return arrayOps{}.allocCheck(&Spec{Type: Array, KeySize: s.KeySize, ValueSize: s.ValueSize,
-		MaxEntries: s.MaxEntries, Flags: s.Flags &^ (FlagMmapable | FlagInnerMap)}, ncpu)
+	if err == nil && o.hash != nil && s.ValueSize != 4 {
+		err = fmt.Errorf("%w: %s values are 4-byte map IDs (value size %d)", ErrInvalid, s.Type, s.ValueSize)
+	}
+	if err == nil && s.InnerMap == nil {
+		err = fmt.Errorf("%w: a map-in-map needs an inner map template", ErrBadMap)
+	}
+	return err
 }
 
 func (o *mapInMapOps) alloc(m *Map) error {
@@ -138,10 +150,12 @@ func (o *mapInMapOps) lookupCopy(m *Map, key, value []byte, flags uint64) error 
 func (o *mapInMapOps) update(m *Map, key, value []byte, flags uint64) error {
 	wait := flags&FlagWaitGrace != 0
 	flags &^= FlagWaitGrace
-	if o.hash == nil && flags != UpdateAny || o.hash != nil && flags > UpdateExist {
-		return fmt.Errorf("%w: update flags %#x on a %s", ErrInvalid, flags, m.typ)
-	}
+	// The kernel's order: an fd array checks flags and index first; a
+	// hash of maps resolves the inner map first, then the hash checks flags.
 	if o.hash == nil {
+		if flags != UpdateAny {
+			return fmt.Errorf("%w: update flags %#x on an ARRAY_OF_MAPS (only BPF_ANY)", ErrInvalid, flags)
+		}
 		if i := binary.NativeEndian.Uint32(key); i >= m.maxEntries {
 			return fmt.Errorf("%w: index %d is past max_entries %d", ErrFull, i, m.maxEntries)
 		}
@@ -149,6 +163,9 @@ func (o *mapInMapOps) update(m *Map, key, value []byte, flags uint64) error {
 	inner, err := m.innerByID(binary.NativeEndian.Uint32(value))
 	if err != nil {
 		return err
+	}
+	if o.hash != nil && flags > UpdateExist {
+		return fmt.Errorf("%w: update flags %#x on a HASH_OF_MAPS", ErrInvalid, flags)
 	}
 	if err := o.compatible(m, inner); err != nil {
 		return err
@@ -260,8 +277,8 @@ func (o *mapInMapOps) nextKey(m *Map, key, next []byte) error {
 	return arrayOps{}.nextKey(m, key, next)
 }
 
-// compatible is bpf_map_meta_equal: type, sizes, flags and (unless the
-// template has BPF_F_INNER_MAP) max_entries must match the template.
+// compatible is bpf_map_meta_equal: type, sizes and flags must match the
+// template, and for an ARRAY template without BPF_F_INNER_MAP, max_entries.
 func (o *mapInMapOps) compatible(m *Map, inner *Map) error {
 	t := (*innerMeta)(m.region.Pointer(m.d.Meta))
 	switch {
@@ -269,7 +286,9 @@ func (o *mapInMapOps) compatible(m *Map, inner *Map) error {
 		inner.flags != t.Flags || inner.lockOff != t.LockOff:
 		return fmt.Errorf("%w: inner map %q (%s key %d value %d flags %#x) does not match the template (%s key %d value %d flags %#x)",
 			ErrInvalid, inner.name, inner.typ, inner.keySize, inner.valueSize, inner.flags, Type(t.Type), t.KeySize, t.ValueSize, t.Flags)
-	case t.Flags&FlagInnerMap == 0 && inner.maxEntries != t.MaxEntries:
+	case Type(t.Type) == Array && t.Flags&FlagInnerMap == 0 && inner.maxEntries != t.MaxEntries:
+		// Only a plain ARRAY template pins max_entries (array_map_meta_equal);
+		// every other type matches on type, sizes and flags alone.
 		return fmt.Errorf("%w: inner map %q has max_entries %d, the template %d (create the template with BPF_F_INNER_MAP to allow any)",
 			ErrInvalid, inner.name, inner.maxEntries, t.MaxEntries)
 	}
@@ -425,4 +444,35 @@ func (m *Map) scanByID(id uint32) (*Map, error) {
 		}
 	}
 	return nil, fmt.Errorf("%w: no map with ID %d in region %s", ErrBadMap, id, m.region.Path())
+}
+
+// copyStoredOut shows user space the inner map's ID (the stored value is
+// its descriptor offset).
+func (o *mapInMapOps) copyStoredOut(m *Map, dst []byte, p unsafe.Pointer) {
+	id := uint32(0)
+	if off := (*atomic.Uint64)(p).Load(); off != 0 {
+		id = (*desc)(m.region.Pointer(off)).ID
+	}
+	binary.NativeEndian.PutUint32(dst, id)
+}
+
+// removed drops the reference of an inner map a batch took out.
+func (o *mapInMapOps) removed(m *Map, p unsafe.Pointer) {
+	if off := (*atomic.Uint64)(p).Load(); off != 0 {
+		dropRef((*desc)(m.region.Pointer(off)))
+	}
+}
+
+// hasBatch is the kernel's matrix: an ARRAY_OF_MAPS has the generic lookup
+// and update batches; a HASH_OF_MAPS all four, its lookups by bucket.
+func (o *mapInMapOps) hasBatch(cmd batchCmd) bool {
+	return o.hash != nil || cmd == batchLookup || cmd == batchUpdate
+}
+
+// lookupBatch walks buckets for a HASH_OF_MAPS, keys for an ARRAY_OF_MAPS.
+func (o *mapInMapOps) lookupBatch(m *Map, in, out, keys, values []byte, elemFlags, flags uint64, del bool) (int, error) {
+	if o.hash == nil {
+		return m.genericLookupBatch(in, out, keys, values, len(keys)/int(m.keySize), elemFlags)
+	}
+	return o.hash.lookupBatch(m, in, out, keys, values, elemFlags, flags, del)
 }

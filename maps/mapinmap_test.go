@@ -185,7 +185,9 @@ func TestMapInMapErrors(t *testing.T) {
 	}{
 		{maps.Spec{Name: "x", Type: maps.ArrayOfMaps, KeySize: 4, ValueSize: 4, MaxEntries: 1}, unix.EBADF},
 		{maps.Spec{Name: "x", Type: maps.ArrayOfMaps, KeySize: 4, ValueSize: 8, MaxEntries: 1, InnerMap: tmpl}, unix.EINVAL},
-		{maps.Spec{Name: "x", Type: maps.HashOfMaps, KeySize: 4, ValueSize: 4, MaxEntries: 1, InnerMap: tmpl, Flags: maps.FlagRdOnlyProg}, unix.EINVAL},
+		{maps.Spec{Name: "x", Type: maps.ArrayOfMaps, KeySize: 4, ValueSize: 4, MaxEntries: 1, InnerMap: tmpl, Flags: maps.FlagRdOnlyProg}, unix.EINVAL},
+		{maps.Spec{Name: "x", Type: maps.ArrayOfMaps, KeySize: 4, ValueSize: 4, MaxEntries: 1, InnerMap: tmpl, Flags: maps.FlagMmapable}, unix.EINVAL},
+		{maps.Spec{Name: "x", Type: maps.HashOfMaps, KeySize: 4, ValueSize: 4, MaxEntries: 1, InnerMap: tmpl, HasLock: true}, unix.EOPNOTSUPP},
 	} {
 		if _, err := r.CreateMap(c.spec); !errors.Is(err, c.want) {
 			t.Errorf("create %v: %v, want %v", c.spec.String(), err, c.want)
@@ -204,7 +206,7 @@ func TestMapInMapErrors(t *testing.T) {
 	}{
 		{"update with BPF_NOEXIST", aom.Update(key0, idOf(tmpl), maps.UpdateNoExist), unix.EINVAL},
 		{"update past max_entries", aom.Update([]byte{9, 0, 0, 0}, idOf(tmpl), 0), unix.E2BIG},
-		{"incompatible max_entries", aom.Update(key0, idOf(other), 0), unix.EINVAL},
+		{"incompatible max_entries (ARRAY template)", aom.Update(key0, idOf(other), 0), unix.EINVAL},
 		{"incompatible type", aom.Update(key0, idOf(hash), 0), unix.EINVAL},
 		{"lookup of an empty slot", aom.Lookup(key0, v, 0), unix.ENOENT},
 		{"delete of an empty slot", aom.Delete(key0), unix.ENOENT},

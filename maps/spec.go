@@ -83,7 +83,7 @@ func (s *Spec) validateLock() error {
 	if s.Type.perCPU() {
 		return fmt.Errorf("%w: a bpf_spin_lock in a per-CPU map's value", ErrOpNotSupported)
 	}
-	if s.Type.keyless() || s.Type == LPMTrie {
+	if s.Type != Array && s.Type != Hash && s.Type != LRUHash {
 		return fmt.Errorf("%w: a bpf_spin_lock in a %s map's value", ErrOpNotSupported, s.Type)
 	}
 	if s.LockOffset%4 != 0 || uint64(s.LockOffset)+4 > uint64(s.ValueSize) {

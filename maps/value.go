@@ -39,6 +39,13 @@ func (m *Map) copyInPerCPU(p unsafe.Pointer, src []byte) {
 	copy(storage(p, uint32(m.ncpu)*m.stride), src)
 }
 
+// storedCopier is implemented by types whose stored value is not what
+// user space sees (a map-in-map stores a descriptor offset and shows the
+// inner map's ID).
+type storedCopier interface {
+	copyStoredOut(m *Map, dst []byte, p unsafe.Pointer)
+}
+
 // copyOutAny copies a stored value in the syscall layout, under the value
 // lock when flags has FlagLock.
 func (m *Map) copyOutAny(dst []byte, p unsafe.Pointer, flags uint64) {
