@@ -402,40 +402,24 @@ func kernelRingThroughput() (float64, float64, error) {
 	var dropped float64
 	for range rbRounds {
 		got := make(chan int)
-		stop := make(chan struct{})
 		go func() {
 			defer pinThread(1)()
 			n := 0
 			rec := ciliumrb.Record{RawSample: make([]byte, 0, rbRecord)}
-			for {
-				select {
-				case <-stop:
-					// Drain what is left, then report.
-					rd.SetDeadline(time.Now())
-					for rd.ReadInto(&rec) == nil {
-						n++
-					}
-					rd.SetDeadline(time.Time{})
-					got <- n
-					return
-				default:
-				}
-				rd.SetDeadline(time.Now().Add(10 * time.Millisecond))
-				if rd.ReadInto(&rec) == nil {
-					n++
-				}
+			// Until Flush: then the records still in the ring, then ErrFlushed.
+			for rd.ReadInto(&rec) == nil {
+				n++
 			}
+			got <- n
 		}()
 		start := time.Now()
 		ret, err := prog.Run(&ebpf.RunOptions{Data: make([]byte, 64), Repeat: rbKernelRuns})
-		if err != nil || ret != 0 {
-			close(stop)
-			<-got
-			return 0, 0, fmt.Errorf("BPF_PROG_RUN: %v (ret %d)", err, ret)
-		}
-		close(stop)
+		rd.Flush()
 		n := <-got
 		el := time.Since(start)
+		if err != nil || ret != 0 {
+			return 0, 0, fmt.Errorf("BPF_PROG_RUN: %v (ret %d)", err, ret)
+		}
 		rates = append(rates, float64(n)/el.Seconds())
 		dropped += 1 - float64(n)/float64(rbKernelRuns*rbUnroll)
 	}
