@@ -386,3 +386,30 @@ func TestZeroAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per run", n)
 	}
 }
+
+// More ranges than maxRanges: the newest stay accessible, the oldest go.
+func TestManyRanges(t *testing.T) {
+	bufs := make([][]byte, maxRanges+10)
+	for i := range bufs {
+		bufs[i] = alignedBuf(8)
+	}
+	m := NewMachine()
+	m.Helpers.Set(1000, func(m *Machine, i, _, _, _, _ uint64) (uint64, error) {
+		a := uintptr(unsafe.Pointer(&bufs[i][0]))
+		m.AllowRange(a, 8, true)
+		return uint64(a), nil
+	})
+	m.Helpers.Set(1001, func(m *Machine, i, _, _, _, _ uint64) (uint64, error) {
+		return uint64(uintptr(unsafe.Pointer(&bufs[i][0]))), nil
+	})
+	// for i in 0..n: lookup(i); then read bufs[n-1] and bufs[0] again
+	p := prog(t,
+		asm.Mov.Imm(asm.R6, 0),
+		asm.Mov.Reg(asm.R1, asm.R6).WithSymbol("l"), call(1000),
+		asm.Add.Imm(asm.R6, 1), asm.JLT.Imm(asm.R6, int32(len(bufs)), "l"),
+		asm.Mov.Imm(asm.R1, int32(len(bufs)-1)), call(1001), asm.LoadMem(asm.R7, asm.R0, 0, asm.DWord),
+		asm.Mov.Imm(asm.R1, 0), call(1001), asm.LoadMem(asm.R7, asm.R0, 0, asm.DWord),
+		asm.Return())
+	_, err := p.Run(m, nil)
+	wantErr(t, err, ErrMemory, 10, "") // bufs[0] was evicted; bufs[n-1] (insn 7) was fine
+}

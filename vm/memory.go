@@ -9,8 +9,8 @@ type memRange struct {
 }
 
 // maxRanges bounds the ranges helpers may add in one run; beyond it the
-// oldest are forgotten (a program that looks up more values than this in
-// one run can no longer touch the first ones).
+// older half is forgotten (a program that looks up more values than this
+// in one run can no longer touch the first ones).
 const maxRanges = 1024
 
 // ptr turns a checked address into a pointer. Addresses are either in the
@@ -27,7 +27,9 @@ func (m *Machine) AllowRange(addr uintptr, size uintptr, writable bool) {
 		return
 	}
 	a := uint64(addr)
-	for i := range m.ranges {
+	// The same value is often handed out again (a lookup in a loop): look
+	// for it among the newest few.
+	for i := len(m.ranges) - 1; i >= 0 && i >= len(m.ranges)-8; i-- {
 		if m.ranges[i].lo == a {
 			m.ranges[i].n, m.ranges[i].w = uint64(size), writable
 			m.hot = m.ranges[i]
@@ -35,9 +37,8 @@ func (m *Machine) AllowRange(addr uintptr, size uintptr, writable bool) {
 		}
 	}
 	if len(m.ranges) >= maxRanges {
-		copy(m.ranges, m.ranges[1:])
-		m.ranges = m.ranges[:len(m.ranges)-1]
-		m.hot = memRange{}
+		n := copy(m.ranges, m.ranges[maxRanges/2:])
+		m.ranges = m.ranges[:n]
 	}
 	m.ranges = append(m.ranges, memRange{lo: a, n: uint64(size), w: writable})
 	m.hot = m.ranges[len(m.ranges)-1]
