@@ -3,6 +3,7 @@ package programs
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -29,10 +30,12 @@ type Program struct {
 	runs, faults atomic.Uint64
 }
 
-// runner is one goroutine's machine and host state, reused across runs.
+// runner is one goroutine's machine, host state and RCU reader, reused
+// across runs (a reader of its own spares the domain's reader pool).
 type runner struct {
-	m *vm.Machine
-	h run
+	m  *vm.Machine
+	h  run
+	rd *rcu.Reader
 }
 
 // ErrLeftLock is wrapped by the error of a run that ended holding a
@@ -75,6 +78,11 @@ func Open(r *shm.Region, d *rcu.Domain, name string) (*Program, error) {
 		rn := &runner{m: m}
 		rn.h.region, rn.h.holder, rn.h.rings = r, r.Holder(), &p.rings
 		m.Host = &rn.h
+		if rd, err := d.NewReader(); err == nil {
+			rn.rd = rd
+			// A runner the pool drops gives its reader slot back.
+			runtime.AddCleanup(rn, func(rd *rcu.Reader) { rd.Close() }, rd)
+		}
 		return rn
 	}
 	return p, nil
@@ -105,12 +113,19 @@ func (p *Program) Run(ctx []byte) (uint64, error) {
 	rn.m.CPU, rn.h.cpu = uint32(cpu.ID()), cpu.ID()
 	var r0 uint64
 	var runErr error
-	p.rcu.Read(func() {
+	body := func() {
 		r0, runErr = p.vm.Run(rn.m, ctx)
 		if leftLock, _ := rn.h.cleanup(); leftLock && runErr == nil {
 			runErr = ErrLeftLock
 		}
-	})
+	}
+	if rn.rd != nil {
+		rn.rd.Lock()
+		body()
+		rn.rd.Unlock()
+	} else {
+		p.rcu.Read(body) // every reader slot taken: share the domain's
+	}
 	p.runs.Add(1)
 	if runErr != nil {
 		p.faults.Add(1)

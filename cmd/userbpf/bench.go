@@ -16,6 +16,7 @@ var suites = map[string]func(*bench.Env) ([]bench.Result, error){
 	"sync":     bench.Sync,
 	"maps":     bench.Maps,
 	"mapinmap": bench.MapInMap,
+	"vm":       bench.VM,
 	"ringbuf":  bench.Ringbuf,
 }
 
@@ -45,7 +46,7 @@ ringbuf (64-byte records between two processes and wake-up latency, against the 
 			for _, name := range args {
 				run, ok := suites[name]
 				if !ok {
-					return usageError{fmt.Errorf("unknown bench suite %q (have: sync, maps, mapinmap, ringbuf)", name)}
+					return usageError{fmt.Errorf("unknown bench suite %q (have: sync, maps, mapinmap, ringbuf, vm)", name)}
 				}
 				res, err := run(env)
 				if err != nil {
@@ -70,7 +71,7 @@ func printResults(rs []bench.Result) {
 			kern = fmt.Sprintf("%.4g %s", r.Kernel, r.Unit)
 		}
 		if r.Ratio > 0 {
-			ratio = fmt.Sprintf("%.0fx", r.Ratio)
+			ratio = fmt.Sprintf("%.3gx", r.Ratio)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%.4g %s\t%s\t%s\t%s\n", r.Suite, r.Name, r.Value, r.Unit, kern, ratio, r.Target)
 	}
