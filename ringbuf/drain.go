@@ -62,6 +62,9 @@ func (g *Ring) drain(fn func([]byte) bool) (samples, discarded int, err error) {
 		if cons >= prod {
 			break
 		}
+		if cons%8 != 0 {
+			return samples, discarded, fmt.Errorf("%w: consumer position %d is not 8-aligned", ErrCorrupt, cons)
+		}
 		h := g.header(cons)
 		l := h.Len.Load()
 		n := uint64(l & maps.RingLenMask)
