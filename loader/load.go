@@ -31,6 +31,18 @@ type Collection struct {
 	Reused map[string]bool
 }
 
+// Close closes the collection's map handles. The maps stay in the region
+// (they are pinned by name).
+func (c *Collection) Close() error {
+	var first error
+	for _, m := range c.Maps {
+		if err := m.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
 // Program is a loaded program: the vm.Program to run and its metadata.
 type Program struct {
 	// Spec is the parsed program: section, type, license, helpers,

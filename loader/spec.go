@@ -108,7 +108,7 @@ type ProgramSpec struct {
 // subprogram (BPF_PSEUDO_FUNC, a callback for bpf_loop or
 // bpf_for_each_map_elem): its Imm is the subprogram's offset relative to
 // the instruction after the LD_IMM64's first half.
-const PseudoFunc = 4
+const PseudoFunc = vm.PseudoFunc
 
 // ParseFile parses the object at path.
 func ParseFile(path string, opts *Options) (*ObjectSpec, error) {
