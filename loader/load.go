@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/userbpf/userbpf/maps"
 	"github.com/userbpf/userbpf/shm"
@@ -188,6 +189,14 @@ func createOrReuse(r Region, ms *MapSpec, s maps.Spec) (*maps.Map, bool, error) 
 		return nil, false, err
 	}
 	if ms.Freeze {
+		// The creator writes the constants, then freezes: a loader racing
+		// with it waits for the freeze before comparing.
+		for i := 0; !m.Frozen() && i < 100; i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if !m.Frozen() {
+			return nil, false, fmt.Errorf("%w: the region's %q is not frozen (not a .rodata, or its loader died before freezing it)", ErrIncompatible, s.Name)
+		}
 		// Constants must be the ones this object was loaded with.
 		got := make([]byte, m.ValueSize())
 		if err := m.Lookup(make([]byte, 4), got, 0); err != nil {
