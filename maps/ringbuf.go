@@ -98,9 +98,9 @@ type RingConsumerPage struct {
 //	128  Drops u64       reservations refused for lack of space
 //	136  Wakeups u64     futex wake calls producers made
 //	144  Recovered u64   BUSY records of dead producers a consumer discarded
-//	152  Records u64     records committed (submitted or discarded)
-//	192  SpaceSeq u32    futex word producers waiting for space sleep on
-//	196  SpaceSleepers u32  producers asleep on SpaceSeq
+//	192  SpaceSeq u32    futex word for producers waiting for room; a drain of a user ring bumps
+//	                     it and wakes them (the kernel's EPOLLOUT) when SpaceSleepers is non-zero
+//	196  SpaceSleepers u32  producers asleep on SpaceSeq (none yet: producers do not block)
 type RingProducerPage struct {
 	ProdPos       atomic.Uint64
 	_             [56]byte
@@ -112,8 +112,7 @@ type RingProducerPage struct {
 	Drops         atomic.Uint64
 	Wakeups       atomic.Uint64
 	Recovered     atomic.Uint64
-	Records       atomic.Uint64
-	_             [32]byte
+	_             [40]byte
 	SpaceSeq      atomic.Uint32
 	SpaceSleepers atomic.Uint32
 	_             [RingPageSize - 200]byte
