@@ -160,10 +160,7 @@ func dumpMap(m *maps.Map) ([]loadertest.Entry, error) {
 
 // knownBroken are scenarios that do not run on our VM yet, with the
 // reason; delete an entry once its bug is fixed.
-var knownBroken = map[string]string{
-	"loops_bpf_loop": "bpf_map_update_elem of an existing key in a full HASH from a program waits for an RCU grace " +
-		"period (maps hashOps.getElem → rcu.Synchronize) inside the run's own read-side section: the run never ends",
-}
+var knownBroken = map[string]string{}
 
 // TestDifferential runs every scenario on our VM and compares the return
 // values and map contents with the kernel's stored results. Scenarios

@@ -88,6 +88,9 @@ var wantHelpers = map[string][]asm.BuiltinFunc{
 	"globals/accumulate":     nil,
 	"globals/hello":          {asm.FnTracePrintk},
 	"legacy/legacy":          {asm.FnMapLookupElem, asm.FnMapUpdateElem},
+	"tailcall/entry":         {asm.FnTailCall, asm.FnMapLookupElem},
+	"tailcall/target0":       {asm.FnMapLookupElem},
+	"tailcall/target1":       {asm.FnMapLookupElem},
 	"spinlock_hash/count":    {asm.FnMapLookupElem, asm.FnMapUpdateElem, asm.FnSpinLock, asm.FnSpinUnlock},
 	"spinlock_hash/lock_inc": {asm.FnMapLookupElem, asm.FnSpinLock, asm.FnSpinUnlock},
 }

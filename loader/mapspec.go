@@ -12,20 +12,21 @@ import (
 // mapTypes maps cilium/ebpf's map types to the ones the region implements
 // (both are numbered as the kernel's enum bpf_map_type).
 var mapTypes = map[ebpf.MapType]maps.Type{
-	ebpf.Hash:        maps.Hash,
-	ebpf.Array:       maps.Array,
-	ebpf.PerCPUHash:  maps.PerCPUHash,
-	ebpf.PerCPUArray: maps.PerCPUArray,
-	ebpf.LRUHash:     maps.LRUHash,
-	ebpf.LRUCPUHash:  maps.LRUPerCPUHash,
-	ebpf.LPMTrie:     maps.LPMTrie,
-	ebpf.ArrayOfMaps: maps.ArrayOfMaps,
-	ebpf.HashOfMaps:  maps.HashOfMaps,
-	ebpf.Queue:       maps.Queue,
-	ebpf.Stack:       maps.Stack,
-	ebpf.RingBuf:     maps.RingBuf,
-	ebpf.UserRingbuf: maps.UserRingBuf,
-	ebpf.BloomFilter: maps.BloomFilter,
+	ebpf.Hash:         maps.Hash,
+	ebpf.Array:        maps.Array,
+	ebpf.PerCPUHash:   maps.PerCPUHash,
+	ebpf.PerCPUArray:  maps.PerCPUArray,
+	ebpf.LRUHash:      maps.LRUHash,
+	ebpf.LRUCPUHash:   maps.LRUPerCPUHash,
+	ebpf.LPMTrie:      maps.LPMTrie,
+	ebpf.ArrayOfMaps:  maps.ArrayOfMaps,
+	ebpf.HashOfMaps:   maps.HashOfMaps,
+	ebpf.Queue:        maps.Queue,
+	ebpf.Stack:        maps.Stack,
+	ebpf.RingBuf:      maps.RingBuf,
+	ebpf.UserRingbuf:  maps.UserRingBuf,
+	ebpf.BloomFilter:  maps.BloomFilter,
+	ebpf.ProgramArray: maps.ProgArray,
 }
 
 // MapType converts a cilium/ebpf map type; ok is false for types the

@@ -402,7 +402,46 @@ func (h *hashOps) repairBucket(m *Map, b *bucket) {
 // getElem returns an element to fill: from the free list, from the region
 // without prealloc, or, for LRU maps, by evicting some. It must not be
 // called inside a read-side section (it may wait for a grace period).
-func (h *hashOps) getElem(m *Map) (uint64, error) {
+func (h *hashOps) getElem(m *Map) (uint64, error) { return h.getElemFor(m, userCaller) }
+
+// The caller of an update, for the grace period getElem may need: user
+// space (which waits for every reader), or a program whose own read-side
+// section holds reader slot n (waiting for it would never end, so it is
+// skipped, as a kernel program may see its own preallocated elements
+// reused), or a program whose slot is unknown (which does not wait).
+const (
+	userCaller        = -1
+	unknownProgCaller = -2
+)
+
+// progCallerBits carry a program caller's reader slot into an update's
+// flags (bit 63: from a program; bits 40-55: slot + 1). They never reach
+// the flag checks, which see the flags with them cleared.
+const (
+	progCallerFlag  = 1 << 63
+	progCallerShift = 40
+	progCallerMask  = 0xffff << progCallerShift
+)
+
+func progCallerFlags(slot int) uint64 {
+	if slot < 0 {
+		return progCallerFlag
+	}
+	return progCallerFlag | uint64(slot+1)<<progCallerShift
+}
+
+func callerOf(flags uint64) (caller int, rest uint64) {
+	if flags&progCallerFlag == 0 {
+		return userCaller, flags
+	}
+	slot := int(flags&progCallerMask>>progCallerShift) - 1
+	if slot < 0 {
+		slot = unknownProgCaller
+	}
+	return slot, flags &^ (progCallerFlag | progCallerMask)
+}
+
+func (h *hashOps) getElemFor(m *Map, caller int) (uint64, error) {
 	if !h.prealloc(m) {
 		off, err := m.region.Alloc(uint64(m.d.ElemSize))
 		if err != nil {
@@ -421,9 +460,18 @@ func (h *hashOps) getElem(m *Map) (uint64, error) {
 			h.evict(m, part, h.evictBatch(m))
 		}
 		if l.Limbo.Load()&offMask != 0 {
-			m.rcu.Synchronize()
-			h.drainLimbo(m, l)
-			continue
+			switch caller {
+			case userCaller:
+				m.rcu.Synchronize()
+				h.drainLimbo(m, l, m.rcuWords.Completed.Load())
+			case unknownProgCaller:
+				h.drainLimbo(m, l, m.rcuWords.Completed.Load())
+			default:
+				h.drainLimbo(m, l, m.rcu.SynchronizeExcept(caller))
+			}
+			if l.Free.Load()&offMask != 0 {
+				continue
+			}
 		}
 		// Every spare is in other updaters' hands: wait for one, but not
 		// forever (a holder may have died with it).
@@ -436,11 +484,10 @@ func (h *hashOps) getElem(m *Map) (uint64, error) {
 	}
 }
 
-// drainLimbo moves every element whose grace period has passed from Limbo
-// to Free. Elements move one at a time (pop, push): a crash in between
+// drainLimbo moves every element retired before epoch done (readers of
+// earlier epochs have left) from Limbo to Free. Elements move one at a time (pop, push): a crash in between
 // leaks one element, never corrupts a list.
-func (h *hashOps) drainLimbo(m *Map, l *elemLists) {
-	done := m.rcuWords.Completed.Load()
+func (h *hashOps) drainLimbo(m *Map, l *elemLists, done uint64) {
 	for {
 		off := h.pop(m, &l.Limbo)
 		if off == 0 {
@@ -524,6 +571,7 @@ func (h *hashOps) fill(m *Map, off uint64, hash uint32, key, value []byte) {
 }
 
 func (h *hashOps) update(m *Map, key, value []byte, flags uint64) error {
+	caller, flags := callerOf(flags)
 	op := flags &^ FlagLock
 	if op > UpdateExist || flags&FlagLock != 0 && h.perCPU {
 		return fmt.Errorf("%w: update flags %#x", ErrInvalid, flags)
@@ -567,7 +615,7 @@ func (h *hashOps) update(m *Map, key, value []byte, flags uint64) error {
 	if reserved {
 		h.reserveLRU(m)
 	}
-	nu, err := h.getElem(m)
+	nu, err := h.getElemFor(m, caller)
 	if err != nil {
 		if reserved {
 			m.d.Count.Add(-1)

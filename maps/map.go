@@ -180,6 +180,9 @@ func (m *Map) setAccess(flags uint32) {
 // Close releases the handle. The map stays in the region.
 func (m *Map) Close() error { return nil }
 
+// Region is the region the map lives in.
+func (m *Map) Region() *shm.Region { return m.region }
+
 // ID is the map's ID in its region (what a map-in-map lookup returns).
 func (m *Map) ID() uint32 { return m.d.ID }
 

@@ -41,7 +41,18 @@ func (m *Map) ProgValueSize() uint32 { return m.valueSize }
 
 // ProgUpdate is bpf_map_update_elem from a program on virtual CPU cpu;
 // value is value_size bytes.
-func (m *Map) ProgUpdate(key, value []byte, flags uint64, cpu int) error {
+//
+// readerSlot is the slot of the read-side section the program runs in
+// (rcu.Reader.Slot), or -1 if unknown: an update that needs a spare element
+// never waits for the program's own section.
+func (m *Map) ProgUpdate(key, value []byte, flags uint64, cpu, readerSlot int) error {
+	opFlags := flags // what the map type's update gets
+	if _, isHash := m.ops.(*hashOps); isHash {
+		if flags&(progCallerFlag|progCallerMask) != 0 {
+			return fmt.Errorf("%w: update flags %#x", ErrInvalid, flags)
+		}
+		opFlags |= progCallerFlags(readerSlot)
+	}
 	if len(key) != int(m.keySize) || len(value) != int(m.valueSize) {
 		return fmt.Errorf("%w: key or value of the wrong size", ErrInvalid)
 	}
@@ -49,7 +60,7 @@ func (m *Map) ProgUpdate(key, value []byte, flags uint64, cpu int) error {
 		return fmt.Errorf("%w: map is read-only to programs", ErrPermission)
 	}
 	if !m.typ.perCPU() {
-		err := m.opUpdate(key, value, flags)
+		err := m.opUpdate(key, value, opFlags)
 		if err == nil {
 			m.emit(EventUpdate, key, value)
 		}
@@ -70,7 +81,7 @@ func (m *Map) ProgUpdate(key, value []byte, flags uint64, cpu int) error {
 	}
 	all := make([]byte, m.UserValueSize())
 	copy(all[cpu*int(m.stride):], value)
-	return m.opUpdate(key, all, flags)
+	return m.opUpdate(key, all, opFlags)
 }
 
 // ProgDelete is bpf_map_delete_elem from a program.

@@ -15,10 +15,10 @@ func TestProgPerCPUSemantics(t *testing.T) {
 	for _, typ := range []maps.Type{maps.PerCPUArray, maps.PerCPUHash, maps.LRUPerCPUHash} {
 		m := createMap(t, r, maps.Spec{Name: "pc" + typ.String(), Type: typ, KeySize: 4, ValueSize: 4, MaxEntries: 4})
 		k := []byte{1, 0, 0, 0}
-		if err := m.ProgUpdate(k, []byte{7, 0, 0, 0}, maps.UpdateAny, 1); err != nil {
+		if err := m.ProgUpdate(k, []byte{7, 0, 0, 0}, maps.UpdateAny, 1, -1); err != nil {
 			t.Fatalf("%s: %v", typ, err)
 		}
-		if err := m.ProgUpdate(k, []byte{9, 0, 0, 0}, maps.UpdateAny, 0); err != nil {
+		if err := m.ProgUpdate(k, []byte{9, 0, 0, 0}, maps.UpdateAny, 0, -1); err != nil {
 			t.Fatalf("%s: %v", typ, err)
 		}
 		all := make([]byte, m.UserValueSize())

@@ -50,6 +50,7 @@ var registry = map[Type]mapOps{
 	PerCPUHash:    &hashOps{perCPU: true},
 	LRUHash:       &hashOps{lru: true},
 	LRUPerCPUHash: &hashOps{lru: true, perCPU: true},
+	ProgArray:     progArrayOps{},
 	ArrayOfMaps:   &mapInMapOps{},
 	HashOfMaps:    &mapInMapOps{hash: &hashOps{}},
 	RingBuf:       ringbufOps{},

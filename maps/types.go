@@ -13,6 +13,7 @@ const (
 	PerCPUArray   Type = 6
 	LRUHash       Type = 9
 	LRUPerCPUHash Type = 10
+	ProgArray     Type = 3
 	ArrayOfMaps   Type = 12
 	HashOfMaps    Type = 13
 	LPMTrie       Type = 11
@@ -28,7 +29,7 @@ var typeNames = map[Type]string{
 	LRUHash: "lru_hash", LRUPerCPUHash: "lru_percpu_hash",
 	ArrayOfMaps: "array_of_maps", HashOfMaps: "hash_of_maps",
 	LPMTrie: "lpm_trie", Queue: "queue", Stack: "stack", BloomFilter: "bloom_filter",
-	RingBuf: "ringbuf", UserRingBuf: "user_ringbuf",
+	RingBuf: "ringbuf", UserRingBuf: "user_ringbuf", ProgArray: "prog_array",
 }
 
 // String returns the name bpftool uses for the type.

@@ -23,5 +23,6 @@ func Helpers() vm.HelperTable {
 	t.Set(fnRingbufDiscard, commitHelper("bpf_ringbuf_discard", true))
 	t.Set(fnRingbufQuery, helperRingbufQuery)
 	t.Set(fnUserRingbufDrain, helperUserRingbufDrain)
+	t.Set(fnTailCall, helperTailCall)
 	return t
 }

@@ -104,7 +104,7 @@ func helperMapUpdate(m *vm.Machine, mref, key, value, flags, _ uint64) (uint64, 
 	if err != nil {
 		return 0, err
 	}
-	if err := mp.ProgUpdate(k, v, flags, hostOf(m).cpu); err != nil {
+	if err := mp.ProgUpdate(k, v, flags, hostOf(m).cpu, hostOf(m).readerSlot); err != nil {
 		return negErrno(err), nil
 	}
 	return 0, nil

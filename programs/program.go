@@ -19,6 +19,7 @@ import (
 type Program struct {
 	name   string
 	typ    uint32
+	id     uint32
 	region *shm.Region
 	rcu    *rcu.Domain
 	vm     *vm.Program
@@ -49,7 +50,7 @@ func Open(r *shm.Region, d *rcu.Domain, name string) (*Program, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Program{name: name, typ: s.typ, region: r, rcu: d,
+	p := &Program{name: name, typ: s.typ, id: s.id, region: r, rcu: d,
 		vm: &vm.Program{Name: name, Insns: s.insns, Maps: make([]vm.MapRef, len(s.maps))}}
 	for i, sm := range s.maps {
 		mp, err := maps.Open(r, d, sm.Name, 0)
@@ -76,10 +77,13 @@ func Open(r *shm.Region, d *rcu.Domain, name string) (*Program, error) {
 		m := vm.NewMachine()
 		m.Helpers, m.Kfuncs = helpers, kfuncs
 		rn := &runner{m: m}
-		rn.h.region, rn.h.holder, rn.h.rings = r, r.Holder(), &p.rings
+		rn.h.region, rn.h.holder, rn.h.rings, rn.h.rcu = r, r.Holder(), &p.rings, d
+		m.Trace = traceTo(r, d)
 		m.Host = &rn.h
+		rn.h.readerSlot = -1
 		if rd, err := d.NewReader(); err == nil {
 			rn.rd = rd
+			rn.h.readerSlot = rd.Slot()
 			// A runner the pool drops gives its reader slot back.
 			runtime.AddCleanup(rn, func(rd *rcu.Reader) { rd.Close() }, rd)
 		}
@@ -90,6 +94,9 @@ func Open(r *shm.Region, d *rcu.Domain, name string) (*Program, error) {
 
 // Name is the program's name in its region.
 func (p *Program) Name() string { return p.name }
+
+// ID is the program's ID in its region (what PROG_ARRAY slots hold).
+func (p *Program) ID() uint32 { return p.id }
 
 // Type is the program type its section named (enum bpf_prog_type).
 func (p *Program) Type() uint32 { return p.typ }

@@ -62,8 +62,8 @@ func helperRingbufReserve(m *vm.Machine, mref, size, flags, _, _ uint64) (uint64
 	if err != nil {
 		return 0, err
 	}
-	if flags != 0 || size > uint64(g.Size()) {
-		return 0, nil
+	if flags != 0 || size == 0 || size > uint64(g.Size()) {
+		return 0, nil // nothing reserved: a NULL record
 	}
 	rec, err := g.Reserve(int(size))
 	if err != nil || len(rec) == 0 {

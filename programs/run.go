@@ -5,6 +5,7 @@ import (
 
 	"github.com/userbpf/userbpf/lock"
 	"github.com/userbpf/userbpf/maps"
+	"github.com/userbpf/userbpf/rcu"
 	"github.com/userbpf/userbpf/ringbuf"
 	"github.com/userbpf/userbpf/shm"
 	"github.com/userbpf/userbpf/vm"
@@ -14,8 +15,11 @@ import (
 // vm.Machine.Host.
 type run struct {
 	region *shm.Region
+	rcu    *rcu.Domain
 	cpu    int
-	holder *lock.Holder
+	// readerSlot is the slot of the run's read-side section (-1: unknown).
+	readerSlot int
+	holder     *lock.Holder
 	// locked is the spin lock the program holds (the kernel allows one).
 	locked *lock.SpinLock
 	// reserved are the ring-buffer records reserved and not yet submitted

@@ -19,7 +19,8 @@ const KindProgram = 2
 //	8   NInsns u32
 //	12  NMaps u32
 //	16  Type u32       the program type (enum bpf_prog_type) its section named
-//	20  Runs u64 … (reserved, 44 bytes)
+//	20  ID u32         the program's ID in the region (what PROG_ARRAY slots hold)
+//	24  (reserved, 40 bytes)
 //	64  Insns [NInsns × 8]   the instructions, encoded as on the wire
 //	…   Maps [NMaps × 128]   {Flags u32, NameLen u32, Name [120]}: the maps
 //	                          Program.Maps[i] names, by region name
@@ -63,6 +64,7 @@ func Store(r *shm.Region, name string, typ uint32, insns []vm.Insn, ms []StoredM
 	le.PutUint32(b[8:], uint32(len(insns)))
 	le.PutUint32(b[12:], uint32(len(ms)))
 	le.PutUint32(b[16:], typ)
+	le.PutUint32(b[20:], r.NewObjectID())
 	copy(b[progHeader:], vm.Encode(insns))
 	for i, m := range ms {
 		rec := b[progHeader+8*len(insns)+progMapRecord*i:][:progMapRecord]
@@ -91,6 +93,7 @@ func Store(r *shm.Region, name string, typ uint32, insns []vm.Insn, ms []StoredM
 // stored is a program read back from the region.
 type stored struct {
 	typ   uint32
+	id    uint32
 	insns []vm.Insn
 	maps  []StoredMap
 }
@@ -119,7 +122,7 @@ func readStored(r *shm.Region, name string) (*stored, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open program %q: %w: %v", name, shm.ErrCorrupt, err)
 	}
-	s := &stored{typ: le.Uint32(b[16:]), insns: insns}
+	s := &stored{typ: le.Uint32(b[16:]), id: le.Uint32(b[20:]), insns: insns}
 	for i := 0; i < int(nm); i++ {
 		rec := b[progHeader+8*int(n)+progMapRecord*i:][:progMapRecord]
 		f, l := le.Uint32(rec), le.Uint32(rec[4:])
@@ -140,4 +143,18 @@ func Names(r *shm.Region) []string {
 		}
 	}
 	return ns
+}
+
+// nameByID finds the stored program with the given ID.
+func nameByID(r *shm.Region, id uint32) (string, bool) {
+	for _, o := range r.Objects() {
+		if o.Kind != KindProgram || o.Size < progHeader {
+			continue
+		}
+		b, err := r.Bytes(o.Off, progHeader)
+		if err == nil && binary.LittleEndian.Uint32(b) == progMagic && binary.LittleEndian.Uint32(b[20:]) == id {
+			return o.Name, true
+		}
+	}
+	return "", false
 }

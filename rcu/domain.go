@@ -87,6 +87,26 @@ func (d *Domain) synchronize() {
 	d.w.GracePeriods.Add(1)
 }
 
+// SynchronizeExcept waits for every reader that began before the call
+// except the one in slot skip (the caller's own section, which cannot end
+// while it waits) and returns the epoch e such that those readers have all
+// left: something unpublished before the call may be reused by the caller,
+// as a program in the kernel may see its own preallocated elements reused.
+// It does not complete a grace period for anyone else: Completed is left
+// alone, so blocks retired to the allocator stay retired.
+func (d *Domain) SynchronizeExcept(skip int) uint64 {
+	e := d.w.Epoch.Add(1)
+	high := min(int(d.w.ReaderHigh.Load()), len(d.w.Slots))
+	for i := 0; i < high; i++ {
+		s := &d.w.Slots[i]
+		if v := s.Epoch.Load(); i == skip || v == 0 || v >= e {
+			continue
+		}
+		d.waitSlot(s, e)
+	}
+	return e
+}
+
 // waitSlot waits until slot s no longer shows a reader from before epoch e:
 // spinning first (read sections are short), then sleeping with a growing
 // pause, and checking the owner's liveness once the wait is long.

@@ -52,6 +52,9 @@ func (d *Domain) claim(s *shm.ReaderSlot, o, tag uint32) bool {
 	return false
 }
 
+// Slot is the index of the reader's slot (for SynchronizeExcept).
+func (rd *Reader) Slot() int { return rd.idx }
+
 // Lock enters a read-side section.
 func (rd *Reader) Lock() {
 	if rd.depth == 0 {

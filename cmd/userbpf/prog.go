@@ -1,20 +1,25 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/userbpf/userbpf"
 	"github.com/userbpf/userbpf/loader"
+	"github.com/userbpf/userbpf/programs"
+	"github.com/userbpf/userbpf/ringbuf"
 )
 
 func progCmd(g *globals) *cobra.Command {
 	c := group("prog", "load, show, run and disassemble programs (bpftool grammar)")
-	c.AddCommand(progLoadCmd(g), progShowCmd(g), progRunCmd(g), progDumpCmd(g))
+	c.AddCommand(progLoadCmd(g), progShowCmd(g), progRunCmd(g), progDumpCmd(g), progTracelogCmd(g))
 	return c
 }
 
@@ -194,4 +199,49 @@ func progDumpCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+func progTracelogCmd(g *globals) *cobra.Command {
+	var count int
+	c := &cobra.Command{
+		Use:   "tracelog REGION [--count N]",
+		Short: "print bpf_trace_printk messages of the region's programs as they come",
+		Long: `Print the messages programs write with bpf_trace_printk (bpf_printk), from any
+process, as bpftool prog tracelog prints the kernel's trace_pipe. Sleeps while
+there is nothing to print; stops on interrupt or after --count messages.`,
+		Example: "  userbpf prog tracelog demo",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			r, err := userbpf.OpenRegion(userbpf.RegionPath(args[0]))
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			ring, err := programs.TraceRing(r.Shared(), r.RCU())
+			if err != nil {
+				return err
+			}
+			rd, err := ringbuf.NewReader(ring.Map())
+			if err != nil {
+				return err
+			}
+			defer rd.Close()
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			defer stop()
+			for n := 0; count == 0 || n < count; n++ {
+				rec, err := rd.Read(ctx)
+				if err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return err
+				}
+				msg := strings.TrimRight(string(rec.RawSample), "\x00\n")
+				emit(g, map[string]string{"message": msg}, func() { fmt.Println(msg) })
+			}
+			return nil
+		},
+	}
+	c.Flags().IntVar(&count, "count", 0, "stop after N messages (0: until interrupted)")
+	return c
 }

@@ -1,0 +1,94 @@
+package userbpf_test
+
+import (
+	"context"
+	"encoding/binary"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/userbpf/userbpf"
+	"github.com/userbpf/userbpf/maps"
+	"github.com/userbpf/userbpf/programs"
+	"github.com/userbpf/userbpf/ringbuf"
+)
+
+// bpf_tail_call jumps through a PROG_ARRAY whose slots hold program IDs;
+// an empty slot makes the call fail and the program go on.
+func TestTailCall(t *testing.T) {
+	r, err := userbpf.CreateRegion(filepath.Join(t.TempDir(), "r"), userbpf.RegionOptions{SizeLimit: 256 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c, err := userbpf.LoadCollection(r, "testdata/tailcall.o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jumps, entry := c.Maps["jumps"], c.Programs["entry"]
+	set := func(slot uint32, p *programs.Program) {
+		t.Helper()
+		k, v := binary.NativeEndian.AppendUint32(nil, slot), binary.NativeEndian.AppendUint32(nil, p.ID())
+		if err := jumps.Update(k, v, maps.UpdateAny); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(0, c.Programs["target0"])
+	ctx := make([]byte, 64)
+	want := []uint64{100, 7, 100, 7}
+	for i, w := range want {
+		if got, err := entry.Run(ctx); err != nil || got != w {
+			t.Fatalf("run %d: %d, %v; want %d", i, got, err, w)
+		}
+	}
+	set(1, c.Programs["target1"])
+	for i, w := range []uint64{100, 101} {
+		if got, err := entry.Run(ctx); err != nil || got != w {
+			t.Fatalf("run %d after filling slot 1: %d, %v; want %d", i, got, err, w)
+		}
+	}
+	bad := binary.NativeEndian.AppendUint32(nil, 9999)
+	if err := jumps.Update([]byte{2, 0, 0, 0}, bad, maps.UpdateAny); err == nil {
+		t.Error("a PROG_ARRAY accepted the ID of no program")
+	}
+	id := make([]byte, 4)
+	if err := jumps.Lookup([]byte{1, 0, 0, 0}, id, 0); err != nil || binary.NativeEndian.Uint32(id) != c.Programs["target1"].ID() {
+		t.Errorf("lookup returns the program's ID: %v %v", err, id)
+	}
+}
+
+// bpf_trace_printk writes to the region's trace ring, which any process
+// reads (userbpf prog tracelog).
+func TestTracePrintk(t *testing.T) {
+	r, err := userbpf.CreateRegion(filepath.Join(t.TempDir(), "r"), userbpf.RegionOptions{SizeLimit: 256 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c, err := userbpf.LoadCollection(r, "testdata/globals.o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Programs["hello"].Run(make([]byte, 64)); err != nil {
+		t.Fatal(err)
+	}
+	g, err := programs.TraceRing(r.Shared(), r.RCU())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := ringbuf.NewReader(g.Map())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rec, err := rd.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(rec.RawSample), "userbpf hello ") {
+		t.Errorf("trace message %q", rec.RawSample)
+	}
+}
