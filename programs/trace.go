@@ -52,6 +52,17 @@ func TraceRing(r *shm.Region, d *rcu.Domain) (*ringbuf.Ring, error) {
 	if err != nil {
 		return nil, err
 	}
-	actual, _ := traceRings.LoadOrStore(r, g)
+	actual, loaded := traceRings.LoadOrStore(r, g)
+	if loaded {
+		g.Close()
+	} else {
+		// Forget the ring (and unmap it) when this process detaches.
+		r.OnReap(func(slot int, _ uint32) {
+			if slot == r.Slot() {
+				traceRings.Delete(r)
+				g.Close()
+			}
+		})
+	}
 	return actual.(*ringbuf.Ring), nil
 }
