@@ -29,6 +29,7 @@ type Spec struct {
 	InnerMap *Map
 }
 
+// String describes the spec as the CLI prints it.
 func (s *Spec) String() string {
 	return fmt.Sprintf("%s %s key %d value %d entries %d flags %#x", s.Name, s.Type, s.KeySize, s.ValueSize, s.MaxEntries, s.Flags)
 }

@@ -65,6 +65,7 @@ const (
 	EventOverflow EventKind = 4 // the watcher fell behind: Lost events were overwritten
 )
 
+// String is the kind's name as `map watch` prints it.
 func (k EventKind) String() string {
 	switch k {
 	case EventUpdate:

@@ -67,6 +67,7 @@ type PathError struct {
 	Err  error
 }
 
+// Error reads "OP region PATH: CAUSE".
 func (e *PathError) Error() string { return fmt.Sprintf("%s region %s: %v", e.Op, e.Path, e.Err) }
 
 // Unwrap returns the cause.

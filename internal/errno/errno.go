@@ -18,6 +18,7 @@ type Error struct {
 // New returns a sentinel with message msg that matches errno.
 func New(msg string, errno unix.Errno) *Error { return &Error{msg, errno} }
 
+// Error returns the message.
 func (e *Error) Error() string { return e.msg }
 
 // Is reports whether target is this sentinel's errno.
