@@ -4,12 +4,16 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/userbpf/userbpf/internal/bench"
 )
+
+// suiteOrder is the order `userbpf bench` without arguments runs them in.
+var suiteOrder = []string{"sync", "maps", "mapinmap", "ringbuf", "vm"}
 
 // suites are the benchmark suites `userbpf bench` knows.
 var suites = map[string]func(*bench.Env) ([]bench.Result, error){
@@ -21,9 +25,9 @@ var suites = map[string]func(*bench.Env) ([]bench.Result, error){
 }
 
 func benchCmd(g *globals) *cobra.Command {
-	var dir string
+	var dir, write string
 	c := &cobra.Command{
-		Use:   "bench [SUITE...] [--json]",
+		Use:   "bench [SUITE...] [--json] [--write FILE]",
 		Short: "measure userbpf against the kernel, side by side",
 		Long: `Run benchmark suites. Each figure is a median; where the kernel has an
 equivalent it is measured in the same run and the ratio is printed.
@@ -31,11 +35,14 @@ equivalent it is measured in the same run and the ratio is printed.
 Suites: sync (value lock, RCU, Synchronize vs membarrier, allocator),
 maps (hash and array commands against bpf(2), allocations, locked values, memory),
 mapinmap (double-buffer flip + grace period against the kernel's outer-map update),
-ringbuf (64-byte records between two processes and wake-up latency, against the kernel's ring buffer).`,
-		Example: "  userbpf bench sync\n  userbpf bench sync --json",
+ringbuf (64-byte records between two processes and wake-up latency, against the kernel's ring buffer),
+vm (interpreter ns per instruction and a clang-built program against BPF_PROG_RUN).
+Without a suite, all of them run. --write FILE also writes the results as the
+Markdown performance report (docs/performance.md is written this way).`,
+		Example: "  userbpf bench sync\n  userbpf bench sync --json\n  userbpf bench --write docs/performance.md",
 		RunE: func(_ *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				args = []string{"sync"}
+				args = suiteOrder
 			}
 			env := &bench.Env{Dir: dir, Child: childCommand, Progress: func(what string) {
 				if !g.json && !g.pretty {
@@ -54,11 +61,21 @@ ringbuf (64-byte records between two processes and wake-up latency, against the 
 				}
 				all = append(all, res...)
 			}
+			if write != "" {
+				cmd := "userbpf bench --write " + write
+				if len(args) != len(suiteOrder) {
+					cmd = "userbpf bench " + strings.Join(args, " ") + " --write " + write
+				}
+				if err := os.WriteFile(write, []byte(bench.Markdown(all, bench.DescribeMachine(), cmd)), 0o644); err != nil {
+					return err
+				}
+			}
 			emit(g, all, func() { printResults(all) })
 			return nil
 		},
 	}
 	c.Flags().StringVar(&dir, "dir", os.TempDir(), "directory for scratch regions")
+	c.Flags().StringVar(&write, "write", "", "also write the results as a Markdown report to FILE")
 	return c
 }
 
