@@ -115,6 +115,9 @@ func (o *ObjectSpec) Load(r Region) (*Collection, error) {
 		}
 		if !reused {
 			created[ms.ObjName] = true
+			if f := ms.formats(); f.Key != nil || f.Value != nil {
+				m.SetFormat(f) // for formatted dumps; a map without one prints bytes
+			}
 			if err := initGlobalData(m, ms); err != nil {
 				return nil, fmt.Errorf("map %s: %w", ms.ObjName, err)
 			}

@@ -59,6 +59,7 @@ func convertMap(cs *ebpf.CollectionSpec, objName string, ms *ebpf.MapSpec, obj, 
 		return nil, err
 	}
 	out.Spec = s
+	out.KeyType, out.ValueType = ms.Key, ms.Value
 	out.ReadOnly = ms.Flags&maps.FlagRdOnlyProg != 0
 	out.Freeze = out.GlobalData && out.ReadOnly
 	if out.GlobalData && (s.Type != maps.Array || s.MaxEntries != 1 || s.KeySize != 4) {

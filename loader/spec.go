@@ -13,6 +13,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
 
 	"github.com/userbpf/userbpf/maps"
 	"github.com/userbpf/userbpf/vm"
@@ -74,6 +75,9 @@ type MapSpec struct {
 	// InnerMaps are a map-in-map's static .values: outer index → the
 	// ObjName of the map stored there.
 	InnerMaps map[uint32]string
+	// KeyType and ValueType are the map's BTF key and value types, if the
+	// object has them (for formatted dumps).
+	KeyType, ValueType btf.Type
 	// isTemplate marks an inner-map template (it is not in Collection.Maps
 	// under an object name of its own).
 	isTemplate bool

@@ -41,7 +41,9 @@ const noLock = ^uint32(0)
 //	120 OuterRefs u32   outer-map slots holding this map (futex word: 0 wakes WaitUnreferenced)
 //	124 ID u32          the map's ID in its region
 //	128 Watch u64       the map's event log for watchers (watchLog), 0 until the first Watch
-//	136 (reserved to 256)
+//	136 Format u64      a block describing the key and value types (JSON), 0 if unknown
+//	144 FormatLen u32
+//	148 (reserved to 256)
 type desc struct {
 	Magic      uint32
 	Version    uint32
@@ -66,7 +68,9 @@ type desc struct {
 	OuterRefs  atomic.Uint32
 	ID         uint32
 	Watch      atomic.Uint64
-	_          [120]byte
+	Format     atomic.Uint64
+	FormatLen  atomic.Uint32
+	_          [108]byte
 }
 
 const descSize = 256

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -252,9 +253,10 @@ func mapShowCmd(g *globals, verb string) *cobra.Command {
 
 // elemJSON is one element of `map dump -j`/`lookup -j`, as bpftool prints it.
 type elemJSON struct {
-	Key    []string     `json:"key"`
-	Value  []string     `json:"value,omitempty"`
-	Values []cpuValJSON `json:"values,omitempty"`
+	Key       []string        `json:"key"`
+	Value     []string        `json:"value,omitempty"`
+	Values    []cpuValJSON    `json:"values,omitempty"`
+	Formatted json.RawMessage `json:"formatted,omitempty"`
 }
 
 type cpuValJSON struct {
@@ -263,7 +265,7 @@ type cpuValJSON struct {
 }
 
 func elemOut(m *maps.Map, key, value []byte) elemJSON {
-	e := elemJSON{Key: jsonBytes(key)}
+	e := elemJSON{Key: jsonBytes(key), Formatted: formatted(m, key, value)}
 	if !perCPU(m) {
 		e.Value = jsonBytes(value)
 		return e
@@ -281,6 +283,9 @@ func perCPU(m *maps.Map) bool {
 }
 
 func printElem(m *maps.Map, key, value []byte) {
+	if f := formatted(m, key, value); f != nil {
+		defer fmt.Printf("\tformatted: %s\n", f)
+	}
 	if !perCPU(m) {
 		fmt.Printf("key: %s  value: %s\n", hexBytes(key), hexBytes(value))
 		return
@@ -568,4 +573,37 @@ func innerValue(r *userbpf.Region, w *words) ([]byte, error) {
 		id = inner.ID()
 	}
 	return binary.NativeEndian.AppendUint32(nil, id), nil
+}
+
+// formatted renders an element with the key and value types the map was
+// created with (from the object's BTF), as bpftool's "formatted": nil if
+// the map has none.
+func formatted(m *maps.Map, key, value []byte) json.RawMessage {
+	f, ok := m.Format()
+	if !ok || f.Value == nil {
+		return nil
+	}
+	var sb strings.Builder
+	sb.WriteString(`{"key":`)
+	if f.Key != nil {
+		sb.WriteString(f.Key.Render(key))
+	} else {
+		sb.WriteString("null")
+	}
+	if !perCPU(m) {
+		sb.WriteString(`,"value":`)
+		sb.WriteString(f.Value.Render(value))
+	} else {
+		sb.WriteString(`,"values":[`)
+		stride := (int(m.ValueSize()) + 7) &^ 7
+		for c := 0; c < m.NumCPU(); c++ {
+			if c > 0 {
+				sb.WriteByte(',')
+			}
+			fmt.Fprintf(&sb, `{"cpu":%d,"value":%s}`, c, f.Value.Render(value[c*stride:]))
+		}
+		sb.WriteByte(']')
+	}
+	sb.WriteByte('}')
+	return json.RawMessage(sb.String())
 }
