@@ -38,7 +38,7 @@ Regions are files; a name without a slash lives in /dev/shm/userbpf/.`,
 	root.PersistentFlags().BoolVarP(&g.json, "json", "j", false, "print JSON")
 	root.PersistentFlags().BoolVarP(&g.pretty, "pretty", "p", false, "print pretty JSON (implies -j)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(regionCmd(&g), mapCmd(&g), progCmd(&g), ringbufCmd(&g), conformanceCmd(&g), benchCmd(&g), benchChildCmd(), versionCmd(&g))
+	root.AddCommand(regionCmd(&g), mapCmd(&g), progCmd(&g), ringbufCmd(&g), conformanceCmd(&g), benchCmd(&g), benchChildCmd(), demoCmd(&g), demoWorkerCmd(), versionCmd(&g))
 	if err := root.Execute(); err != nil {
 		os.Exit(report(&g, err))
 	}
