@@ -75,9 +75,10 @@ func isCobraUsage(err error) bool {
 // its help, with an unknown one it is a usage error.
 func group(use, short string) *cobra.Command {
 	return &cobra.Command{
-		Use:   use,
-		Short: short,
-		Args:  cobra.ArbitraryArgs,
+		Use:     use,
+		Short:   short,
+		Example: "  userbpf " + use + " --help",
+		Args:    cobra.ArbitraryArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return usageError{fmt.Errorf("unknown command %q for %q", args[0], c.CommandPath())}

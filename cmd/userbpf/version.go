@@ -12,9 +12,10 @@ import (
 
 func versionCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "print the version and the region format it reads",
-		Args:  cobra.NoArgs,
+		Use:     "version",
+		Short:   "print the version and the region format it reads",
+		Example: "  userbpf version\n  userbpf -j version",
+		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			v := "devel"
 			if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
