@@ -107,6 +107,9 @@ be exactly what the maps hold. Exits 1 if any total is off. The region is remove
 			}
 			emit(g, rep, func() { printDemo(rep) })
 			if !rep.AllChecksPassed {
+				if quiet {
+					os.Exit(1) // the JSON report says which total is off
+				}
 				return errors.New("demo: a total is off (see the report)")
 			}
 			return nil
@@ -233,6 +236,15 @@ func runDemo(workers int, dur time.Duration, dir string, progress func(string, .
 		out, err bytes.Buffer
 	}
 	ws := make([]*worker, workers)
+	defer func() {
+		// Only matters when the controller gives up early: workers still
+		// running are stopped (Kill on a reaped process is a no-op error).
+		for _, w := range ws {
+			if w != nil && w.cmd.Process != nil {
+				w.cmd.Process.Kill()
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	for i := range ws {
 		w := &worker{cmd: demoChildCommand(path, dur)}
@@ -287,6 +299,7 @@ func runDemo(workers int, dur time.Duration, dir string, progress func(string, .
 		return binary.NativeEndian.Uint64(v[off:])
 	}
 	nextFlip, nextProgress := time.Now(), time.Now().Add(time.Second)
+	giveUp := time.Now().Add(dur + 30*time.Second)
 	running := true
 	for running {
 		select {
@@ -294,6 +307,9 @@ func runDemo(workers int, dur time.Duration, dir string, progress func(string, .
 			running = false
 			continue
 		default:
+		}
+		if time.Now().After(giveUp) {
+			return nil, fmt.Errorf("the workers did not finish within 30s of the %s they were given", dur)
 		}
 		if err := locked.WithLock(zero, addOne); err != nil {
 			return nil, fmt.Errorf("user-space locked add: %w", err)
