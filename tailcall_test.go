@@ -92,3 +92,42 @@ func TestTracePrintk(t *testing.T) {
 		t.Errorf("trace message %q", rec.RawSample)
 	}
 }
+
+// A program drains a USER_RINGBUF user space wrote into, reading each
+// sample through its dynptr.
+func TestUserRingbufDrainWithDynptr(t *testing.T) {
+	r, err := userbpf.CreateRegion(filepath.Join(t.TempDir(), "r"), userbpf.RegionOptions{SizeLimit: 256 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c, err := userbpf.LoadCollection(r, "testdata/userringbuf.o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := ringbuf.Open(c.Maps["samples"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	want := uint64(0)
+	for i := uint64(1); i <= 10; i++ {
+		if err := g.Output(binary.NativeEndian.AppendUint64(nil, i), 0); err != nil {
+			t.Fatal(err)
+		}
+		want += i
+	}
+	n, err := c.Programs["drain"].Run(make([]byte, 64))
+	if err != nil || n != 10 {
+		t.Fatalf("drain: %d, %v; want 10 samples", n, err)
+	}
+	for k := uint32(0); k < 2; k++ {
+		v := make([]byte, 8)
+		if err := c.Maps["sums"].Lookup(binary.NativeEndian.AppendUint32(nil, k), v, 0); err != nil {
+			t.Fatal(err)
+		}
+		if got := binary.NativeEndian.Uint64(v); got != want {
+			t.Errorf("sum %d (via %s) = %d, want %d", k, []string{"bpf_dynptr_read", "bpf_dynptr_data"}[k], got, want)
+		}
+	}
+}

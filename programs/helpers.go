@@ -24,5 +24,7 @@ func Helpers() vm.HelperTable {
 	t.Set(fnRingbufQuery, helperRingbufQuery)
 	t.Set(fnUserRingbufDrain, helperUserRingbufDrain)
 	t.Set(fnTailCall, helperTailCall)
+	t.Set(fnDynptrRead, helperDynptrRead)
+	t.Set(fnDynptrData, helperDynptrData)
 	return t
 }

@@ -27,6 +27,8 @@ const (
 	fnRingbufQuery        = 134
 	fnForEachMapElem      = 164
 	fnMapLookupPercpuElem = 195
+	fnDynptrRead          = 201
+	fnDynptrData          = 203
 	fnUserRingbufDrain    = 209
 )
 

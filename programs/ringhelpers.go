@@ -5,6 +5,8 @@ import (
 	"sync"
 	"unsafe"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/userbpf/userbpf/maps"
 	"github.com/userbpf/userbpf/ringbuf"
 	"github.com/userbpf/userbpf/vm"
@@ -104,9 +106,9 @@ func helperRingbufQuery(m *vm.Machine, mref, flags, _, _, _ uint64) (uint64, err
 	return g.Query(flags), nil
 }
 
-// helperUserRingbufDrain calls the callback with a dynptr-like pointer to
-// each sample: here the callback gets (sample address, ctx) and the sample
-// is readable for the call's duration.
+// helperUserRingbufDrain calls the callback for each sample user space
+// wrote, as cb(dynptr, ctx): the dynptr (read with bpf_dynptr_read or
+// bpf_dynptr_data) describes the sample, read-only, for the call.
 func helperUserRingbufDrain(m *vm.Machine, mref, cb, cbctx, flags, _ uint64) (uint64, error) {
 	g, err := ringArg(m, mref, "bpf_user_ringbuf_drain")
 	if err != nil {
@@ -115,6 +117,13 @@ func helperUserRingbufDrain(m *vm.Machine, mref, cb, cbctx, flags, _ uint64) (ui
 	if !vm.IsCallback(cb) {
 		return 0, fmt.Errorf("bpf_user_ringbuf_drain: R2 %#x is not a callback", cb)
 	}
+	h := hostOf(m)
+	dynAddr := uintptr(unsafe.Pointer(&h.dyn[0]))
+	m.AllowRange(dynAddr, unsafe.Sizeof(h.dyn), false)
+	defer func() {
+		m.RevokeRange(dynAddr)
+		h.dyn, h.dynSample = [2]uint64{}, nil
+	}()
 	var cbErr error
 	n, err := g.Drain(func(sample []byte) bool {
 		if len(sample) == 0 {
@@ -122,8 +131,10 @@ func helperUserRingbufDrain(m *vm.Machine, mref, cb, cbctx, flags, _ uint64) (ui
 		}
 		a := uintptr(unsafe.Pointer(&sample[0]))
 		m.AllowRange(a, uintptr(len(sample)), false)
-		r, err := m.CallFunc(cb, uint64(a), cbctx, 0, 0, 0)
+		h.dyn[0], h.dyn[1], h.dynSample = uint64(a), uint64(len(sample)), sample
+		r, err := m.CallFunc(cb, uint64(dynAddr), cbctx, 0, 0, 0)
 		m.RevokeRange(a)
+		h.dynSample = nil
 		if err != nil {
 			cbErr = err
 			return true
@@ -137,4 +148,49 @@ func helperUserRingbufDrain(m *vm.Machine, mref, cb, cbctx, flags, _ uint64) (ui
 		return negErrno(err), nil
 	}
 	return uint64(n), nil
+}
+
+// dynArg checks that a program passed the dynptr of the sample being
+// drained.
+func dynArg(m *vm.Machine, ptr uint64, name string) ([]byte, error) {
+	h := hostOf(m)
+	if h.dynSample == nil || ptr != uint64(uintptr(unsafe.Pointer(&h.dyn[0]))) {
+		return nil, fmt.Errorf("%s: %#x is not a live dynptr", name, ptr)
+	}
+	return h.dynSample, nil
+}
+
+// helperDynptrRead is bpf_dynptr_read(dst, len, src, offset, flags).
+func helperDynptrRead(m *vm.Machine, dst, n, src, off, flags uint64) (uint64, error) {
+	sample, err := dynArg(m, src, "bpf_dynptr_read")
+	if err != nil {
+		return 0, err
+	}
+	out, ok := m.Bytes(dst, n, true)
+	if !ok {
+		return 0, fmt.Errorf("bpf_dynptr_read: %d bytes at %#x are not memory the program may write", n, dst)
+	}
+	if flags != 0 {
+		return neg(unix.EINVAL), nil
+	}
+	if off > uint64(len(sample)) || n > uint64(len(sample))-off {
+		clear(out)
+		return neg(unix.E2BIG), nil
+	}
+	copy(out, sample[off:off+n])
+	return 0, nil
+}
+
+// helperDynptrData is bpf_dynptr_data(ptr, offset, len): the address of
+// the sample's bytes (read-only, as the kernel's user ring-buffer dynptrs
+// are), or NULL if the range does not fit.
+func helperDynptrData(m *vm.Machine, ptr, off, n, _, _ uint64) (uint64, error) {
+	sample, err := dynArg(m, ptr, "bpf_dynptr_data")
+	if err != nil {
+		return 0, err
+	}
+	if off > uint64(len(sample)) || n > uint64(len(sample))-off {
+		return 0, nil
+	}
+	return uint64(uintptr(unsafe.Pointer(&sample[0]))) + off, nil
 }

@@ -26,6 +26,11 @@ type run struct {
 	// or discarded, by payload address.
 	reserved []reservation
 	rings    *ringCache
+	// dyn is the dynptr a bpf_user_ringbuf_drain callback gets (the
+	// kernel's struct bpf_dynptr_kern: data address, size, offset), and
+	// dynSample the sample it describes; valid during the callback.
+	dyn       [2]uint64
+	dynSample []byte
 }
 
 type reservation struct {
