@@ -109,7 +109,19 @@ func (p *Program) VM() *vm.Program { return p.vm }
 // all are busy) and stays inside an RCU read-side section; if it stops
 // early, the lock it held is released and the records it reserved are
 // discarded. Steady-state runs allocate nothing.
-func (p *Program) Run(ctx []byte) (uint64, error) {
+func (p *Program) Run(ctx []byte) (uint64, error) { return p.RunRepeat(ctx, 1) }
+
+// repeatSection is how many runs of RunRepeat share one read-side
+// section: long enough to amortize entering it, short enough that a
+// repeat loop never holds a grace period back for long.
+const repeatSection = 256
+
+// RunRepeat runs the program n times with the same context and returns
+// the last R0, as BPF_PROG_TEST_RUN with repeat does: the virtual CPU is
+// leased once for the loop and the read-side section is re-entered every
+// repeatSection runs. It stops at the first run that fails.
+func (p *Program) RunRepeat(ctx []byte, n int) (uint64, error) {
+	n = max(n, 1)
 	rn := p.runners.Get().(*runner)
 	defer p.runners.Put(rn)
 	cpu, err := p.region.LeaseCPU()
@@ -120,20 +132,25 @@ func (p *Program) Run(ctx []byte) (uint64, error) {
 	rn.m.CPU, rn.h.cpu = uint32(cpu.ID()), cpu.ID()
 	var r0 uint64
 	var runErr error
-	body := func() {
-		r0, runErr = p.vm.Run(rn.m, ctx)
-		if leftLock, _ := rn.h.cleanup(); leftLock && runErr == nil {
-			runErr = ErrLeftLock
+	done := 0
+	batch := func() {
+		for end := min(n, done+repeatSection); done < end && runErr == nil; done++ {
+			r0, runErr = p.vm.Run(rn.m, ctx)
+			if leftLock, _ := rn.h.cleanup(); leftLock && runErr == nil {
+				runErr = ErrLeftLock
+			}
 		}
 	}
-	if rn.rd != nil {
-		rn.rd.Lock()
-		body()
-		rn.rd.Unlock()
-	} else {
-		p.rcu.Read(body) // every reader slot taken: share the domain's
+	for done < n && runErr == nil {
+		if rn.rd != nil {
+			rn.rd.Lock()
+			batch()
+			rn.rd.Unlock()
+		} else {
+			p.rcu.Read(batch) // every reader slot taken: share the domain's
+		}
 	}
-	p.runs.Add(1)
+	p.runs.Add(uint64(done))
 	if runErr != nil {
 		p.faults.Add(1)
 		return r0, fmt.Errorf("run program %q: %w", p.name, runErr)

@@ -155,12 +155,10 @@ Prints "Return value: X, duration (average): Yns".`,
 			if err != nil {
 				return err
 			}
-			var r0 uint64
 			start := time.Now()
-			for range repeat {
-				if r0, err = p.Run(ctx); err != nil {
-					return err
-				}
+			r0, err := p.RunRepeat(ctx, int(repeat)) // one CPU lease for the loop, as BPF_PROG_TEST_RUN
+			if err != nil {
+				return err
 			}
 			avg := time.Since(start).Nanoseconds() / int64(repeat)
 			emit(g, map[string]any{"retval": r0, "duration": avg}, func() {
