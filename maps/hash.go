@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/userbpf/userbpf/lock"
+	"github.com/userbpf/userbpf/shm"
 )
 
 // hashOps implements HASH, PERCPU_HASH, LRU_HASH and LRU_PERCPU_HASH
@@ -202,7 +203,7 @@ func (h *hashOps) alloc(m *Map) error {
 	for i := d.PoolLen; i > 0; i-- {
 		off := pool + uint64(i-1)*uint64(d.ElemSize)
 		l := h.listsOf(m, off)
-		h.tail(m, off).FreeNext.Store(l.Free.Load() & offMask)
+		h.tail(m, off).FreeNext.Store(shm.HeadOffset(l.Free.Load()))
 		l.Free.Store(off)
 	}
 	return nil
@@ -456,10 +457,10 @@ func (h *hashOps) getElemFor(m *Map, caller int) (uint64, error) {
 		if off := h.pop(m, &l.Free); off != 0 {
 			return off, nil
 		}
-		if h.perCPULRU(m) && l.Limbo.Load()&offMask == 0 {
+		if h.perCPULRU(m) && shm.HeadOffset(l.Limbo.Load()) == 0 {
 			h.evict(m, part, h.evictBatch(m))
 		}
-		if l.Limbo.Load()&offMask != 0 {
+		if shm.HeadOffset(l.Limbo.Load()) != 0 {
 			switch caller {
 			case userCaller:
 				m.rcu.Synchronize()
@@ -469,7 +470,7 @@ func (h *hashOps) getElemFor(m *Map, caller int) (uint64, error) {
 			default:
 				h.drainLimbo(m, l, m.rcu.SynchronizeExcept(caller))
 			}
-			if l.Free.Load()&offMask != 0 {
+			if shm.HeadOffset(l.Free.Load()) != 0 {
 				continue
 			}
 		}
@@ -504,12 +505,12 @@ func (h *hashOps) drainLimbo(m *Map, l *elemLists, done uint64) {
 func (h *hashOps) pop(m *Map, head *atomic.Uint64) uint64 {
 	for {
 		hd := head.Load()
-		off := hd & offMask
+		off := shm.HeadOffset(hd)
 		if off == 0 || !h.inPool(m, off) {
 			return 0
 		}
 		next := h.tail(m, off).FreeNext.Load()
-		if head.CompareAndSwap(hd, nextHead(hd, next)) {
+		if head.CompareAndSwap(hd, shm.NextHead(hd, next)) {
 			return off
 		}
 	}
@@ -519,8 +520,8 @@ func (h *hashOps) push(m *Map, head *atomic.Uint64, off uint64) {
 	t := h.tail(m, off)
 	for {
 		hd := head.Load()
-		t.FreeNext.Store(hd & offMask)
-		if head.CompareAndSwap(hd, nextHead(hd, off)) {
+		t.FreeNext.Store(shm.HeadOffset(hd))
+		if head.CompareAndSwap(hd, shm.NextHead(hd, off)) {
 			return
 		}
 	}

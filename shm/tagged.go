@@ -18,3 +18,11 @@ const (
 
 // nextHead builds the head that replaces old and points at off.
 func nextHead(old, off uint64) uint64 { return (old&^offMask + tagOne) | off }
+
+// HeadOffset is the offset a tagged head points at (0: empty list). Other
+// packages that keep tagged stacks in the region (the maps' element
+// lists) use it and NextHead, so there is one encoding.
+func HeadOffset(h uint64) uint64 { return h & offMask }
+
+// NextHead is the tagged head that replaces old and points at off.
+func NextHead(old, off uint64) uint64 { return nextHead(old, off) }
