@@ -50,7 +50,7 @@ func (m *Map) Atomic(key []byte, off uint32, size int, op AtomicOp, operand, com
 		return 0, m.errorf("atomic", err)
 	}
 	found := false
-	m.rcu.ReadPinned(func() {
+	rerr := m.rcu.ReadPinned(func() {
 		p := m.opLookupElem(key)
 		if p == nil {
 			return
@@ -62,6 +62,9 @@ func (m *Map) Atomic(key []byte, off uint32, size int, op AtomicOp, operand, com
 			old = atomic64((*atomic.Uint64)(unsafe.Add(p, off)), op, operand, compare)
 		}
 	})
+	if rerr != nil {
+		return 0, m.errorf("atomic", rerr)
+	}
 	if !found {
 		return 0, m.errorf("atomic", ErrKeyNotExist)
 	}

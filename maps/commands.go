@@ -33,10 +33,14 @@ func (m *Map) Lookup(key, value []byte, flags uint64) error {
 			found = true
 		}
 	}
+	var rerr error
 	if flags&FlagLock != 0 {
-		m.rcu.Read(copyValue) // may sleep on the value lock
+		rerr = m.rcu.Read(copyValue) // may sleep on the value lock
 	} else {
-		m.rcu.ReadPinned(copyValue) // a plain copy never blocks
+		rerr = m.rcu.ReadPinned(copyValue) // a plain copy never blocks
+	}
+	if rerr != nil {
+		return m.errorf("lookup", rerr)
 	}
 	if !found {
 		return m.errMiss // preallocated: a miss allocates nothing
@@ -112,7 +116,9 @@ func (m *Map) NextKey(key, next []byte) error {
 		err = fmt.Errorf("%w: next-key buffer is %d bytes, the map's keys are %d", ErrInvalid, len(next), m.keySize)
 	}
 	if err == nil {
-		m.rcu.ReadPinned(func() { err = m.ops.nextKey(m, key, next) })
+		if rerr := m.rcu.ReadPinned(func() { err = m.ops.nextKey(m, key, next) }); rerr != nil {
+			err = rerr
+		}
 	}
 	if err != nil {
 		return m.errorf("get next key", err)
@@ -124,11 +130,14 @@ func (m *Map) NextKey(key, next []byte) error {
 // step. Only hash maps support it (others: ErrNotSupported).
 func (m *Map) LookupAndDelete(key, value []byte, flags uint64) error {
 	var err error
-	switch {
-	case flags&^FlagLock != 0:
+	if flags&^FlagLock != 0 {
 		err = fmt.Errorf("%w: flags %#x", ErrInvalid, flags)
-	case !m.canRead || !m.canWrite || m.Frozen():
-		err = fmt.Errorf("%w: lookup-and-delete needs a readable and writable handle on an unfrozen map", ErrPermission)
+	}
+	if err == nil {
+		err = m.readable()
+	}
+	if err == nil {
+		err = m.writable()
 	}
 	if err == nil {
 		err = m.checkLockFlag(flags)
@@ -194,7 +203,7 @@ func (m *Map) WithLock(key []byte, fn func(value []byte) error) error {
 		return m.errorf("locked update", err)
 	}
 	found := false
-	m.rcu.Read(func() {
+	rerr := m.rcu.Read(func() {
 		p := m.opLookupElem(key)
 		if p == nil {
 			return
@@ -208,6 +217,9 @@ func (m *Map) WithLock(key []byte, fn func(value []byte) error) error {
 			m.emitStored(EventUpdate, key, p) // the value as fn left it, still under the lock
 		}
 	})
+	if rerr != nil {
+		return m.errorf("locked update", rerr)
+	}
 	if !found {
 		return m.errorf("locked update", ErrKeyNotExist)
 	}
@@ -227,7 +239,7 @@ func (m *Map) View(key []byte, fn func(value []byte)) error {
 		return m.errorf("view", err)
 	}
 	found := false
-	m.rcu.Read(func() {
+	rerr := m.rcu.Read(func() {
 		if p := m.opLookupElem(key); p != nil {
 			found = true
 			n := m.valueSize
@@ -237,6 +249,9 @@ func (m *Map) View(key []byte, fn func(value []byte)) error {
 			fn(storage(p, n))
 		}
 	})
+	if rerr != nil {
+		return m.errorf("view", rerr)
+	}
 	if !found {
 		return m.errorf("view", ErrKeyNotExist)
 	}

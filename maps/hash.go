@@ -317,7 +317,7 @@ func (h *hashOps) find(m *Map, b *bucket, hash uint32, key []byte) (uint64, *ato
 	link := &b.Head
 	for steps := uint32(0); steps <= m.d.PoolLen+m.maxEntries; steps++ {
 		off := link.Load()
-		if off == 0 {
+		if off == 0 || !h.elemOK(m, off) {
 			return 0, nil
 		}
 		e := h.elem(m, off)
@@ -338,6 +338,13 @@ func (h *hashOps) lookupElem(m *Map, key []byte) unsafe.Pointer {
 	b := (*bucket)(unsafe.Add(c.buckets, uintptr(hash&c.mask)*bucketSize))
 	off := b.Head.Load()
 	for steps := c.maxSteps; off != 0 && steps > 0; steps-- {
+		// Offsets come from shared memory: one another process could
+		// have scribbled on. Never follow one outside the map's elements.
+		// (In the pool is enough to be safe to read; alignment is checked
+		// off the hot path.)
+		if c.poolN != 0 && off-c.poolLo > c.poolN-c.elemSize || c.poolN == 0 && !h.elemOK(m, off) {
+			return nil
+		}
 		e := h.elem(m, off)
 		if e.Hash == hash && string(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(e), elemHeader)), len(key))) == string(key) {
 			return unsafe.Add(unsafe.Pointer(e), c.valueOff)
@@ -355,12 +362,16 @@ type hashCache struct {
 	maxSteps uint32 // a walk longer than this means a cycle: corruption
 	buckets  unsafe.Pointer
 	valueOff uintptr
+	// poolLo and poolN bound a preallocated pool (poolN 0 without one);
+	// elemSize is an element's size.
+	poolLo, poolN, elemSize uint64
 }
 
 func (h *hashOps) cache(m *Map) hashCache {
 	d := m.d
 	return hashCache{seed: d.Seed, mask: d.NBuckets - 1, maxSteps: d.PoolLen + d.MaxEntries + 1,
-		buckets: m.region.Pointer(d.Data), valueOff: elemHeader + uintptr(roundUp8(d.KeySize))}
+		buckets: m.region.Pointer(d.Data), valueOff: elemHeader + uintptr(roundUp8(d.KeySize)),
+		poolLo: d.Pool, poolN: uint64(d.PoolLen) * uint64(d.ElemSize), elemSize: uint64(max(d.ElemSize, 1))}
 }
 
 // lockBucket takes a bucket's lock. If the previous holder died, it may
@@ -384,6 +395,7 @@ func (h *hashOps) repairBucket(m *Map, b *bucket) {
 		for _, s := range seen {
 			if bytes.Equal(s, k) {
 				dup = true
+				break
 			}
 		}
 		if dup || e.State.Load() != elemLive {
@@ -547,6 +559,16 @@ func (h *hashOps) putElem(m *Map, off uint64, retired bool) {
 	}
 	h.tail(m, off).Retired.Store(m.rcuWords.Epoch.Load())
 	h.push(m, &l.Limbo, off)
+}
+
+// elemOK reports whether off (read from shared memory) is an element of
+// the map: in its pool, or, without one, a whole block in the heap.
+func (h *hashOps) elemOK(m *Map, off uint64) bool {
+	if m.d.Pool != 0 {
+		return h.inPool(m, off)
+	}
+	_, err := m.region.Bytes(off, uint64(m.d.ElemSize))
+	return err == nil
 }
 
 func (h *hashOps) inPool(m *Map, off uint64) bool {
@@ -730,7 +752,7 @@ func (h *hashOps) nextKey(m *Map, key, next []byte) error {
 	if key != nil {
 		hash := keyHash(key, m.d.Seed)
 		if off, _ := h.find(m, h.bucket(m, hash), hash, key); off != 0 {
-			if n := h.elem(m, off).Next.Load(); n != 0 {
+			if n := h.elem(m, off).Next.Load(); n != 0 && h.elemOK(m, n) {
 				copy(next, h.key(m, n))
 				return nil
 			}
@@ -738,7 +760,7 @@ func (h *hashOps) nextKey(m *Map, key, next []byte) error {
 		}
 	}
 	for ; i < m.d.NBuckets; i++ {
-		if off := h.bucket(m, i).Head.Load(); off != 0 {
+		if off := h.bucket(m, i).Head.Load(); off != 0 && h.elemOK(m, off) {
 			copy(next, h.key(m, off))
 			return nil
 		}

@@ -133,13 +133,16 @@ func (o *mapInMapOps) lookupCopy(m *Map, key, value []byte, flags uint64) error 
 		return fmt.Errorf("%w: lookup flags %#x on a map-in-map", ErrInvalid, flags)
 	}
 	var id uint32
-	m.rcu.ReadPinned(func() {
+	rerr := m.rcu.ReadPinned(func() {
 		if w := o.slotWord(m, key); w != nil {
 			if off := w.Load(); off != 0 {
 				id = (*desc)(m.region.Pointer(off)).ID
 			}
 		}
 	})
+	if rerr != nil {
+		return rerr
+	}
 	if id == 0 {
 		return ErrKeyNotExist
 	}

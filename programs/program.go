@@ -147,7 +147,9 @@ func (p *Program) RunRepeat(ctx []byte, n int) (uint64, error) {
 			batch()
 			rn.rd.Unlock()
 		} else {
-			p.rcu.Read(batch) // every reader slot taken: share the domain's
+			if err := p.rcu.Read(batch); err != nil { // every reader slot taken: share the domain's
+				runErr = err
+			}
 		}
 	}
 	p.runs.Add(uint64(done))

@@ -26,9 +26,10 @@ type run struct {
 	// or discarded, by payload address.
 	reserved []reservation
 	rings    *ringCache
-	// dyn is the dynptr a bpf_user_ringbuf_drain callback gets (the
-	// kernel's struct bpf_dynptr_kern: data address, size, offset), and
-	// dynSample the sample it describes; valid during the callback.
+	// dyn is the dynptr a bpf_user_ringbuf_drain callback gets (data
+	// address and size, as the first words of the kernel's struct
+	// bpf_dynptr_kern), and dynSample the sample it describes; valid
+	// during the callback.
 	dyn       [2]uint64
 	dynSample []byte
 }
