@@ -131,3 +131,28 @@ func TestUserRingbufDrainWithDynptr(t *testing.T) {
 		}
 	}
 }
+
+// RunRepeat runs a program many times under one CPU lease, re-entering
+// its read-side section in batches; every run counts.
+func TestRunRepeat(t *testing.T) {
+	r, err := userbpf.CreateRegion(filepath.Join(t.TempDir(), "r"), userbpf.RegionOptions{SizeLimit: 256 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c, err := userbpf.LoadCollection(r, "testdata/spinlock_hash.o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Programs["lock_inc"]
+	before, _ := p.Runs()
+	if total, err := p.RunRepeat(make([]byte, 64), 600); err != nil || total != 600 {
+		t.Fatalf("RunRepeat(600) = %d, %v; want the total 600", total, err)
+	}
+	if after, faults := p.Runs(); after-before != 600 || faults != 0 {
+		t.Errorf("runs counted %d, faults %d; want 600 and 0", after-before, faults)
+	}
+	if total, err := p.RunRepeat(make([]byte, 64), 0); err != nil || total != 601 {
+		t.Errorf("RunRepeat(0) runs once: %d, %v", total, err)
+	}
+}
