@@ -9,7 +9,7 @@ func (m *Map) Lookup(key, value []byte, flags uint64) error {
 	if err := m.lookupCheck(key, value, flags); err != nil {
 		return m.errorf("lookup", err)
 	}
-	if lc, ok := m.ops.(lookupCopier); ok {
+	if lc := m.lc; lc != nil {
 		v := escapeCopy(value)
 		if err := lc.lookupCopy(m, escapeCopy(key), v, flags); err != nil {
 			return m.errorf("lookup", err)

@@ -45,6 +45,9 @@ type Map struct {
 	creating *Spec // the spec, while Create runs ops.alloc
 
 	hc hashCache // hash maps: immutable geometry for the read path
+	// Resolved once from ops, so the hot commands do no type assertions.
+	lc  lookupCopier // types whose lookup copies by itself, else nil
+	lru *hashOps     // LRU hashes (program lookups mark elements), else nil
 }
 
 // Create creates a map in the region and returns a handle on it. Checks
@@ -139,6 +142,10 @@ func (m *Map) loadDesc() {
 		m.ops = registry[m.typ]
 	}
 	_, m.stable = m.ops.(arrayOps)
+	m.lc, _ = m.ops.(lookupCopier)
+	if h, ok := m.ops.(*hashOps); ok && h.lru {
+		m.lru = h
+	}
 	switch o := m.ops.(type) {
 	case *hashOps:
 		m.hc = o.cache(m)

@@ -25,10 +25,8 @@ func (m *Map) ProgLookup(key []byte, cpu int) unsafe.Pointer {
 	if p == nil {
 		return nil
 	}
-	if h, ok := m.ops.(*hashOps); ok {
-		if h.lru {
-			h.markReferenced(m, p)
-		}
+	if m.lru != nil {
+		m.lru.markReferenced(m, p)
 	}
 	if m.typ.perCPU() {
 		p = unsafe.Add(p, uintptr(cpu)*uintptr(m.stride))
