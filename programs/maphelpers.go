@@ -48,12 +48,15 @@ func handOut(m *vm.Machine, mp *maps.Map, p unsafe.Pointer) uint64 {
 	return ptrOf(p)
 }
 
-func helperMapLookup(m *vm.Machine, mref, key, _, _, _ uint64) (uint64, error) {
+// lookupFor is bpf_map_lookup_elem on CPU cpu's copy: the value's
+// address (handed to the program), an inner map's reference for a
+// map-in-map, or 0 (NULL).
+func lookupFor(m *vm.Machine, name string, mref, key uint64, cpu int) (uint64, error) {
 	mp, ok := mapArg(m, mref)
 	if !ok {
-		return 0, fmt.Errorf("bpf_map_lookup_elem: R1 %#x is not a map", mref)
+		return 0, fmt.Errorf("%s: R1 %#x is not a map", name, mref)
 	}
-	k, err := readArg(m, key, mp.KeySize(), "bpf_map_lookup_elem key")
+	k, err := readArg(m, key, mp.KeySize(), name+" key")
 	if err != nil {
 		return 0, err
 	}
@@ -64,30 +67,22 @@ func helperMapLookup(m *vm.Machine, mref, key, _, _, _ uint64) (uint64, error) {
 		}
 		return m.NewMapRef(inner), nil
 	}
-	p := mp.ProgLookup(k, hostOf(m).cpu)
+	if cpu < 0 || cpu >= mp.NumCPU() {
+		return 0, nil
+	}
+	p := mp.ProgLookup(k, cpu)
 	if p == nil {
 		return 0, nil
 	}
 	return handOut(m, mp, p), nil
 }
 
+func helperMapLookup(m *vm.Machine, mref, key, _, _, _ uint64) (uint64, error) {
+	return lookupFor(m, "bpf_map_lookup_elem", mref, key, hostOf(m).cpu)
+}
+
 func helperMapLookupPercpu(m *vm.Machine, mref, key, cpu, _, _ uint64) (uint64, error) {
-	mp, ok := mapArg(m, mref)
-	if !ok {
-		return 0, fmt.Errorf("bpf_map_lookup_percpu_elem: R1 %#x is not a map", mref)
-	}
-	k, err := readArg(m, key, mp.KeySize(), "bpf_map_lookup_percpu_elem key")
-	if err != nil {
-		return 0, err
-	}
-	if cpu >= uint64(mp.NumCPU()) {
-		return 0, nil
-	}
-	p := mp.ProgLookup(k, int(cpu))
-	if p == nil {
-		return 0, nil
-	}
-	return handOut(m, mp, p), nil
+	return lookupFor(m, "bpf_map_lookup_percpu_elem", mref, key, int(min(cpu, 1<<31)))
 }
 
 func helperMapUpdate(m *vm.Machine, mref, key, value, flags, _ uint64) (uint64, error) {

@@ -120,9 +120,12 @@ func helperUserRingbufDrain(m *vm.Machine, mref, cb, cbctx, flags, _ uint64) (ui
 	h := hostOf(m)
 	dynAddr := uintptr(unsafe.Pointer(&h.dyn[0]))
 	m.AllowRange(dynAddr, unsafe.Sizeof(h.dyn), false)
+	outerDyn, outerSample := h.dyn, h.dynSample // a drain inside a drain's callback
 	defer func() {
-		m.RevokeRange(dynAddr)
-		h.dyn, h.dynSample = [2]uint64{}, nil
+		h.dyn, h.dynSample = outerDyn, outerSample
+		if outerSample == nil {
+			m.RevokeRange(dynAddr)
+		}
 	}()
 	var cbErr error
 	n, err := g.Drain(func(sample []byte) bool {
