@@ -27,16 +27,18 @@ Exits 1 if any case failed.`,
 			if g.json || g.pretty {
 				printJSON(g, rep)
 			} else {
-				for _, cr := range rep.Cases {
-					if !cr.Pass || verbose {
-						state := "ok"
-						if !cr.Pass {
-							state = "FAIL"
-						}
-						fmt.Printf("%-4s %s\n", state, cr.Name)
-						for _, d := range cr.Diffs {
-							fmt.Printf("\t%s\n", d)
-						}
+				cases := rep.FailedCases()
+				if verbose {
+					cases = rep.Cases
+				}
+				for _, cr := range cases {
+					state := "ok"
+					if !cr.Pass {
+						state = "FAIL"
+					}
+					fmt.Printf("%-4s %s\n", state, cr.Name)
+					for _, d := range cr.Diffs {
+						fmt.Printf("\t%s\n", d)
 					}
 				}
 				fmt.Printf("%s (kernel %s, %d CPUs, seed %d, %s)\n", rep.Summary(), rep.Kernel, rep.NumCPU, rep.Seed, rep.Duration.Round(1e6))
