@@ -427,33 +427,6 @@ const (
 	unknownProgCaller = -2
 )
 
-// progCallerBits carry a program caller's reader slot into an update's
-// flags (bit 63: from a program; bits 40-55: slot + 1). They never reach
-// the flag checks, which see the flags with them cleared.
-const (
-	progCallerFlag  = 1 << 63
-	progCallerShift = 40
-	progCallerMask  = 0xffff << progCallerShift
-)
-
-func progCallerFlags(slot int) uint64 {
-	if slot < 0 {
-		return progCallerFlag
-	}
-	return progCallerFlag | uint64(slot+1)<<progCallerShift
-}
-
-func callerOf(flags uint64) (caller int, rest uint64) {
-	if flags&progCallerFlag == 0 {
-		return userCaller, flags
-	}
-	slot := int(flags&progCallerMask>>progCallerShift) - 1
-	if slot < 0 {
-		slot = unknownProgCaller
-	}
-	return slot, flags &^ (progCallerFlag | progCallerMask)
-}
-
 func (h *hashOps) getElemFor(m *Map, caller int) (uint64, error) {
 	if !h.prealloc(m) {
 		off, err := m.region.Alloc(uint64(m.d.ElemSize))
@@ -594,7 +567,12 @@ func (h *hashOps) fill(m *Map, off uint64, hash uint32, key, value []byte) {
 }
 
 func (h *hashOps) update(m *Map, key, value []byte, flags uint64) error {
-	caller, flags := callerOf(flags)
+	return h.updateFor(m, key, value, flags, userCaller)
+}
+
+// updateFor is update on behalf of caller (userCaller, or a program's
+// reader slot, see getElemFor).
+func (h *hashOps) updateFor(m *Map, key, value []byte, flags uint64, caller int) error {
 	op := flags &^ FlagLock
 	if op > UpdateExist || flags&FlagLock != 0 && h.perCPU {
 		return fmt.Errorf("%w: update flags %#x", ErrInvalid, flags)

@@ -44,12 +44,13 @@ func (m *Map) ProgValueSize() uint32 { return m.valueSize }
 // (rcu.Reader.Slot), or -1 if unknown: an update that needs a spare element
 // never waits for the program's own section.
 func (m *Map) ProgUpdate(key, value []byte, flags uint64, cpu, readerSlot int) error {
-	opFlags := flags // what the map type's update gets
-	if _, isHash := m.ops.(*hashOps); isHash {
-		if flags&(progCallerFlag|progCallerMask) != 0 {
-			return fmt.Errorf("%w: update flags %#x", ErrInvalid, flags)
-		}
-		opFlags |= progCallerFlags(readerSlot)
+	caller := unknownProgCaller
+	if readerSlot >= 0 {
+		caller = readerSlot
+	}
+	update := m.opUpdate
+	if h, isHash := m.ops.(*hashOps); isHash {
+		update = func(key, value []byte, flags uint64) error { return h.updateFor(m, key, value, flags, caller) }
 	}
 	if len(key) != int(m.keySize) || len(value) != int(m.valueSize) {
 		return fmt.Errorf("%w: key or value of the wrong size", ErrInvalid)
@@ -58,7 +59,7 @@ func (m *Map) ProgUpdate(key, value []byte, flags uint64, cpu, readerSlot int) e
 		return fmt.Errorf("%w: map is read-only to programs", ErrPermission)
 	}
 	if !m.typ.perCPU() {
-		err := m.opUpdate(key, value, opFlags)
+		err := update(key, value, flags)
 		if err == nil {
 			m.emit(EventUpdate, key, value)
 		}
@@ -79,7 +80,7 @@ func (m *Map) ProgUpdate(key, value []byte, flags uint64, cpu, readerSlot int) e
 	}
 	all := make([]byte, m.UserValueSize())
 	copy(all[cpu*int(m.stride):], value)
-	return m.opUpdate(key, all, opFlags)
+	return update(key, all, flags)
 }
 
 // ProgDelete is bpf_map_delete_elem from a program.
