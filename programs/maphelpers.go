@@ -33,11 +33,12 @@ const (
 )
 
 // readArg returns n bytes of program memory at addr, or an error naming
-// what the helper wanted.
-func readArg(m *vm.Machine, addr uint64, n uint32, what string) ([]byte, error) {
+// the helper (what) and its argument (arg); two strings, so the hot path
+// never builds one.
+func readArg(m *vm.Machine, addr uint64, n uint32, what, arg string) ([]byte, error) {
 	b, ok := m.Bytes(addr, uint64(n), false)
 	if !ok {
-		return nil, fmt.Errorf("%s: %d bytes at %#x are not memory the program may read", what, n, addr)
+		return nil, fmt.Errorf("%s %s: %d bytes at %#x are not memory the program may read", what, arg, n, addr)
 	}
 	return b, nil
 }
@@ -56,7 +57,7 @@ func lookupFor(m *vm.Machine, name string, mref, key uint64, cpu int) (uint64, e
 	if !ok {
 		return 0, fmt.Errorf("%s: R1 %#x is not a map", name, mref)
 	}
-	k, err := readArg(m, key, mp.KeySize(), name+" key")
+	k, err := readArg(m, key, mp.KeySize(), name, "key")
 	if err != nil {
 		return 0, err
 	}
@@ -90,14 +91,14 @@ func helperMapUpdate(m *vm.Machine, mref, key, value, flags, _ uint64) (uint64, 
 	if !ok {
 		return 0, fmt.Errorf("bpf_map_update_elem: R1 %#x is not a map", mref)
 	}
-	k, err := readArg(m, key, mp.KeySize(), "bpf_map_update_elem key")
+	k, err := readArg(m, key, mp.KeySize(), "bpf_map_update_elem", "key")
 	if err != nil {
 		return 0, err
 	}
 	if t := mp.Type(); t == maps.ArrayOfMaps || t == maps.HashOfMaps {
 		return neg(unix.EINVAL), nil // programs cannot change an outer map (as in the kernel)
 	}
-	v, err := readArg(m, value, mp.ProgValueSize(), "bpf_map_update_elem value")
+	v, err := readArg(m, value, mp.ProgValueSize(), "bpf_map_update_elem", "value")
 	if err != nil {
 		return 0, err
 	}
@@ -112,7 +113,7 @@ func helperMapDelete(m *vm.Machine, mref, key, _, _, _ uint64) (uint64, error) {
 	if !ok {
 		return 0, fmt.Errorf("bpf_map_delete_elem: R1 %#x is not a map", mref)
 	}
-	k, err := readArg(m, key, mp.KeySize(), "bpf_map_delete_elem key")
+	k, err := readArg(m, key, mp.KeySize(), "bpf_map_delete_elem", "key")
 	if err != nil {
 		return 0, err
 	}
@@ -127,7 +128,7 @@ func helperMapPush(m *vm.Machine, mref, value, flags, _, _ uint64) (uint64, erro
 	if !ok {
 		return 0, fmt.Errorf("bpf_map_push_elem: R1 %#x is not a map", mref)
 	}
-	v, err := readArg(m, value, mp.ValueSize(), "bpf_map_push_elem value")
+	v, err := readArg(m, value, mp.ValueSize(), "bpf_map_push_elem", "value")
 	if err != nil {
 		return 0, err
 	}

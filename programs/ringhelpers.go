@@ -49,7 +49,7 @@ func helperRingbufOutput(m *vm.Machine, mref, data, size, flags, _ uint64) (uint
 	if err != nil {
 		return 0, err
 	}
-	b, err := readArg(m, data, uint32(size), "bpf_ringbuf_output data")
+	b, err := readArg(m, data, uint32(size), "bpf_ringbuf_output", "data")
 	if err != nil {
 		return 0, err
 	}
