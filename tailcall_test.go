@@ -4,15 +4,79 @@ import (
 	"context"
 	"encoding/binary"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/userbpf/userbpf"
+	"github.com/userbpf/userbpf/loader/loadertest"
 	"github.com/userbpf/userbpf/maps"
 	"github.com/userbpf/userbpf/programs"
 	"github.com/userbpf/userbpf/ringbuf"
 )
+
+// A tail call from a subprogram replaces the subprogram: the target's R0
+// comes back to the subprogram's caller, which adds 1000. The kernel runs
+// the same object the same way (when bpf(2) works).
+func TestTailCallFromSubprogram(t *testing.T) {
+	r, err := userbpf.CreateRegion(filepath.Join(t.TempDir(), "r"), userbpf.RegionOptions{SizeLimit: 256 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c, err := userbpf.LoadCollection(r, "testdata/tailcall.o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k0 := binary.NativeEndian.AppendUint32(nil, 0)
+	if err := c.Maps["jumps"].Update(k0, binary.NativeEndian.AppendUint32(nil, c.Programs["target0"].ID()), maps.UpdateAny); err != nil {
+		t.Fatal(err)
+	}
+	want := []uint64{1100, 1008, 1100, 1008}
+	ctx := make([]byte, 64)
+	var ours []uint64
+	for range want {
+		got, err := c.Programs["sub_entry"].Run(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ours = append(ours, got)
+	}
+	if !slices.Equal(ours, want) {
+		t.Fatalf("sub_entry returned %v, want %v", ours, want)
+	}
+	hits := make([]byte, 8)
+	if err := c.Maps["hits"].Lookup(k0, hits, 0); err != nil || binary.NativeEndian.Uint64(hits) != 2 {
+		t.Errorf("target0 ran %d times (%v), want 2", binary.NativeEndian.Uint64(hits), err)
+	}
+
+	if err := loadertest.KernelAvailable(); err != nil {
+		t.Logf("kernel comparison skipped: %v", err)
+		return
+	}
+	kc, err := ebpf.LoadCollection("testdata/tailcall.o")
+	if err != nil {
+		t.Fatalf("the kernel refuses tailcall.o: %v", err)
+	}
+	defer kc.Close()
+	if err := kc.Maps["jumps"].Put(uint32(0), uint32(kc.Programs["target0"].FD())); err != nil {
+		t.Fatal(err)
+	}
+	var kernel []uint64
+	for range want {
+		ret, _, err := kc.Programs["sub_entry"].Benchmark(ctx, 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kernel = append(kernel, uint64(ret))
+	}
+	if !slices.Equal(kernel, ours) {
+		t.Errorf("kernel returned %v, userbpf %v", kernel, ours)
+	}
+}
 
 // bpf_tail_call jumps through a PROG_ARRAY whose slots hold program IDs;
 // an empty slot makes the call fail and the program go on.

@@ -52,4 +52,20 @@ int entry(struct __sk_buff *skb)
 	return 7;
 }
 
+/* A tail call from a subprogram replaces the subprogram: the target's
+ * return value comes back to the subprogram's caller (kernel v5.10+). */
+static __attribute__((noinline)) int jump_from_sub(struct __sk_buff *skb, __u32 slot)
+{
+	bpf_tail_call(skb, &jumps, slot);
+	return 7 + slot; /* not a constant, or clang folds it into the caller */
+}
+
+SEC("tc")
+int sub_entry(struct __sk_buff *skb)
+{
+	__u32 slot = counter++ % 2;
+
+	return 1000 + jump_from_sub(skb, slot);
+}
+
 char _license[] SEC("license") = "GPL";

@@ -60,7 +60,9 @@ func (m *Machine) CallFunc(fn uint64, r1, r2, r3, r4, r5 uint64) (uint64, error)
 		return 0, m.fault(m.pc, ErrCallDepth, fmt.Sprintf("callback at insn %d at depth %d (max %d frames)", pc, m.depth+1, MaxCallDepth))
 	}
 	lo, span, callPC, depth := m.lo, m.span, m.pc, m.depth
+	m.inCB++
 	v, err := m.exec(m.code, int(pc), r1, r2, r3, r4, r5, depth+1)
+	m.inCB--
 	m.lo, m.span, m.pc, m.depth = lo, span, callPC, depth
 	return v, err
 }

@@ -304,6 +304,38 @@ func TestTailCall(t *testing.T) {
 	}
 }
 
+// From a subprogram, the target replaces the subprogram and returns to its
+// caller; from a bpf_loop callback, the tail call fails and the callback
+// goes on.
+func TestTailCallFromSubprogramAndCallback(t *testing.T) {
+	target := prog(t, asm.Mov.Imm(asm.R0, 40), asm.Return())
+	m := NewMachine()
+	m.Helpers.Set(FnTailCall, func(m *Machine, _, _, _, _, _ uint64) (uint64, error) {
+		if !m.TailCall(target) {
+			return Errno(E2BIG), nil
+		}
+		return 0, nil
+	})
+	p := prog(t,
+		asm.Mov.Imm(asm.R6, 2),
+		asm.Call.Label("sub"),
+		asm.Add.Reg(asm.R0, asm.R6), // 40 + 2: R6 survives the replaced frame
+		asm.Return(),
+		asm.Mov.Imm(asm.R6, 99).WithSymbol("sub"), call(FnTailCall), asm.Mov.Imm(asm.R0, -1), asm.Return())
+	if v, err := p.Run(m, nil); err != nil || v != 42 {
+		t.Fatalf("tail call from a subprogram: %d %v, want 42", v, err)
+	}
+	cb := prog(t,
+		asm.Mov.Imm(asm.R1, 0), asm.StoreMem(asm.R10, -8, asm.R1, asm.DWord),
+		asm.Mov.Imm(asm.R1, 1), funcRef(asm.R2, "cb"), asm.Mov.Reg(asm.R3, asm.R10), asm.Add.Imm(asm.R3, -8), asm.Mov.Imm(asm.R4, 0),
+		call(FnLoop), asm.LoadMem(asm.R0, asm.R10, -8, asm.DWord), asm.Return(),
+		// the callback stores what bpf_tail_call returned through its ctx
+		asm.Mov.Reg(asm.R6, asm.R2).WithSymbol("cb"), call(FnTailCall), asm.StoreMem(asm.R6, 0, asm.R0, asm.DWord), asm.Mov.Imm(asm.R0, 0), asm.Return())
+	if v, err := cb.Run(m, nil); err != nil || int64(v) != -int64(E2BIG) {
+		t.Fatalf("tail call from a callback: %d %v, want -E2BIG", int64(v), err)
+	}
+}
+
 // A fault inside a bpf_loop callback names the callback's instruction.
 func TestLoopCallbackFault(t *testing.T) {
 	p := prog(t,

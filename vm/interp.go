@@ -120,6 +120,7 @@ func (m *Machine) exec(c *code, pc int, r1, r2, r3, r4, r5 uint64, depth int) (u
 			}
 			f := &m.frames[depth]
 			f.ret = pc
+			f.code = c
 			f.saved = [4]uint64{r[6], r[7], r[8], r[9]}
 			f.fp = r[10]
 			depth++
@@ -134,6 +135,11 @@ func (m *Machine) exec(c *code, pc int, r1, r2, r3, r4, r5 uint64, depth int) (u
 			depth--
 			f := &m.frames[depth]
 			pc = f.ret
+			if f.code != c { // the subprogram tail-called another program
+				c = f.code
+				m.code = c
+				insns = c.insns
+			}
 			r[6], r[7], r[8], r[9] = f.saved[0], f.saved[1], f.saved[2], f.saved[3]
 			r[10] = f.fp
 			m.lo += StackSize

@@ -78,12 +78,14 @@ type Machine struct {
 	depth    int // frame of the helper being called
 	tail     *Program
 	tailCnt  int
+	inCB     int // callbacks (CallFunc) in progress
 	rand     uint64
 	tidFresh bool
 }
 
 // frame is a bpf-to-bpf call in progress.
 type frame struct {
+	code  *code     // program to return to (a tail call may replace the callee's)
 	ret   int       // instruction to return to
 	saved [4]uint64 // caller's R6-R9
 	fp    uint64    // caller's R10
@@ -153,6 +155,7 @@ func (m *Machine) begin(c *code, ctx []byte) {
 	m.mayGoto = MayGotoLimit
 	m.tail = nil
 	m.tailCnt = 0
+	m.inCB = 0
 }
 
 func (m *Machine) end() {
@@ -220,11 +223,14 @@ func (m *Machine) NewMapRef(handle any) uint64 {
 
 // TailCall makes the program continue, once the current helper returns,
 // as p from its first instruction with R1 = ctx in the same stack frame,
-// as bpf_tail_call does. It reports false (and does nothing) when the run
-// already made MaxTailCalls tail calls or is inside a subprogram, in which
-// case the helper should return an error code and the program continues.
+// as bpf_tail_call does. From a subprogram, p replaces the subprogram: its
+// R0 at exit returns to the subprogram's caller, as in the kernel (v5.10+).
+// It reports false (and does nothing) when the run already made
+// MaxTailCalls tail calls or the call comes from a callback (bpf_loop and
+// the like, which the kernel's verifier refuses), in which case the helper
+// should return an error code and the program continues.
 func (m *Machine) TailCall(p *Program) bool {
-	if m.tailCnt >= MaxTailCalls || m.depth != 0 || p == nil {
+	if m.tailCnt >= MaxTailCalls || m.inCB != 0 || p == nil {
 		return false
 	}
 	m.tailCnt++
