@@ -28,8 +28,35 @@ func (m *Machine) exec(c *code, pc int, r1, r2, r3, r4, r5 uint64, depth int) (u
 		}
 		m.budget--
 		x := insns[pc]
-		d, s := x.regs&15, x.regs>>4
 		pc++
+		if x.op == opCallHelper {
+			// Helper calls are what fast hands back most: a predictable
+			// branch here spares them the switch's indirect jump.
+			id := x.imm
+			if uint32(id) >= uint32(len(m.Helpers)) || m.Helpers[id] == nil {
+				return 0, m.fault(pc-1, ErrUnknownHelper, fmt.Sprintf("helper %d", id))
+			}
+			m.pc, m.depth = pc-1, depth
+			lo, span := m.lo, m.span
+			v, err := m.Helpers[id](m, r[1], r[2], r[3], r[4], r[5])
+			if err != nil {
+				return 0, m.helperFault(pc-1, "helper", id, err)
+			}
+			m.lo, m.span = lo, span
+			r[0] = v
+			if m.tail != nil {
+				p := m.tail
+				m.tail = nil
+				m.hot = memRange{}
+				c = p.prepared()
+				m.code = c
+				insns = c.insns
+				pc = 0
+				r = [16]uint64{1: r[1], 10: r[10]}
+			}
+			continue
+		}
+		d, s := x.regs&15, x.regs>>4
 		switch x.op {
 		case opLdxB, opLdxH, opLdxW, opLdxDW, opLdxSB, opLdxSH, opLdxSW:
 			n := loadSize[x.op-opLdxB]
@@ -77,30 +104,7 @@ func (m *Machine) exec(c *code, pc int, r1, r2, r3, r4, r5 uint64, depth int) (u
 				m.mayGoto--
 			}
 
-		// calls
-		case opCallHelper:
-			id := x.imm
-			if uint32(id) >= uint32(len(m.Helpers)) || m.Helpers[id] == nil {
-				return 0, m.fault(pc-1, ErrUnknownHelper, fmt.Sprintf("helper %d", id))
-			}
-			m.pc, m.depth = pc-1, depth
-			lo, span := m.lo, m.span
-			v, err := m.Helpers[id](m, r[1], r[2], r[3], r[4], r[5])
-			if err != nil {
-				return 0, m.helperFault(pc-1, "helper", id, err)
-			}
-			m.lo, m.span = lo, span
-			r[0] = v
-			if m.tail != nil {
-				p := m.tail
-				m.tail = nil
-				m.hot = memRange{}
-				c = p.prepared()
-				m.code = c
-				insns = c.insns
-				pc = 0
-				r = [16]uint64{1: r[1], 10: r[10]}
-			}
+		// calls (helper calls are handled above)
 		case opCallKfunc:
 			f := m.Kfuncs[x.imm]
 			if f == nil {
