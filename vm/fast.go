@@ -1,5 +1,7 @@
 package vm
 
+import "unsafe"
+
 // fast runs instructions from pc until one it leaves to exec (calls, exit,
 // atomics, faults, accesses outside the stack and ctx, ...) or the budget
 // runs out, and returns that instruction's index, unexecuted, and the
@@ -12,10 +14,14 @@ package vm
 // switch compiles to a jump table; registers are indexed with masks the
 // compiler proves in bounds.
 func (m *Machine) fast(r *[16]uint64, insns []xinsn, pc int, budget uint64) (int, uint64) {
+	// prepare proved every jump target in range and ended the code with
+	// opFellOff (which fast never executes), so pc stays inside insns:
+	// the loads below need no bounds check.
+	base := unsafe.Pointer(unsafe.SliceData(insns))
 	for budget != 0 {
 		// One 8-byte load, fields by shifts (little-endian layout of xinsn
 		// on every host: see word).
-		w := insns[pc].word()
+		w := (*xinsn)(unsafe.Add(base, uintptr(pc)*8)).word()
 		x := xinsn{op: uint8(w), off: int16(w >> 16), imm: int32(w >> 32)}
 		d, s := uint8(w>>8)&15, uint8(w>>12)&15
 		switch x.op {
