@@ -59,7 +59,7 @@ func VM(env *Env) ([]Result, error) {
 	m := vm.NewMachine()
 	m.Budget = 10 * aluIters * aluInsnsPerIter
 	ctx := make([]byte, 64)
-	perRun := perOp(5, func(n int) {
+	perRun := cpuPerOp(5, func(n int) {
 		for range n {
 			p.Run(m, ctx)
 		}
@@ -70,7 +70,7 @@ func VM(env *Env) ([]Result, error) {
 		if d, err := kernelRun(kp, ctx, 100); err == nil {
 			x.Kernel = d / insns
 			x.Ratio = x.Kernel / x.Value
-			x.Note = "kernel: JIT-compiled, BPF_PROG_RUN"
+			x.Note = "kernel: JIT-compiled, BPF_PROG_RUN; both sides CPU time (the kernel's timer stops while its loop is rescheduled; ours is thread CPU time)"
 		}
 		kp.Close()
 	} else {
@@ -96,9 +96,9 @@ func VM(env *Env) ([]Result, error) {
 		return nil, err
 	}
 	prog := c.Programs["lock_inc"]
-	ours := perOp(5, func(n int) { prog.RunRepeat(ctx, n) })
+	ours := cpuPerOp(5, func(n int) { prog.RunRepeat(ctx, n) })
 	y := Result{Name: "lock_inc_run", Unit: "ns/run", Value: ours, Target: "no slower than the kernel's BPF_PROG_RUN",
-		Note: "lookup + bpf_spin_lock + increment, spinlock_hash.o; both sides repeat the run in one call (RunRepeat / BPF_PROG_TEST_RUN repeat)"}
+		Note: "lookup + bpf_spin_lock + increment, spinlock_hash.o; both sides repeat the run in one call (RunRepeat / BPF_PROG_TEST_RUN repeat) and count CPU time: the kernel's timer stops while its loop is rescheduled, ours is thread CPU time"}
 	if kc, err := ebpf.LoadCollection(objPath); err == nil {
 		if d, err := kernelRun(kc.Programs["lock_inc"], ctx, 100000); err == nil {
 			y.Kernel = d
@@ -109,7 +109,7 @@ func VM(env *Env) ([]Result, error) {
 		y.Note += "; kernel load failed: " + err.Error()
 	}
 	add(y)
-	single := perOp(5, func(n int) {
+	single := cpuPerOp(5, func(n int) {
 		for range n {
 			prog.Run(ctx)
 		}
