@@ -57,7 +57,7 @@ func Open(r *shm.Region, d *rcu.Domain, name string) (*Program, error) {
 	}
 	p := &Program{name: name, typ: s.typ, id: s.id, region: r, rcu: d,
 		stats: (*progStats)(r.Pointer(s.off + progStatsOff)),
-		vm: &vm.Program{Name: name, Insns: s.insns, Maps: make([]vm.MapRef, len(s.maps))}}
+		vm:    &vm.Program{Name: name, Insns: s.insns, Maps: make([]vm.MapRef, len(s.maps))}}
 	for i, sm := range s.maps {
 		mp, err := maps.Open(r, d, sm.Name, 0)
 		if err != nil {
