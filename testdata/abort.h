@@ -26,7 +26,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4096);
+	__uint(max_entries, 64 << 10);
 } events SEC(".maps");
 
 /* can_loop is true until the run's may_goto allowance is used up (the
@@ -46,6 +46,11 @@ struct {
 		ret;                                          \
 	})
 #endif
+
+/* A compiler barrier: the aborts++ before a fault must reach memory before
+ * the faulting instruction (clang would otherwise sink it past a volatile
+ * access). */
+#define barrier() asm volatile("" ::: "memory")
 
 static __always_inline struct locked_counter *counter(void)
 {

@@ -14,6 +14,7 @@ int double_lock(struct __sk_buff *skb)
 		return 0;
 	bpf_spin_lock(&c->lock);
 	c->aborts++;
+	barrier();
 	bpf_spin_lock(&c->lock);
 	bpf_spin_unlock(&c->lock);
 	return 0;
@@ -29,6 +30,7 @@ int oob_store(struct __sk_buff *skb)
 		return 0;
 	bpf_spin_lock(&c->lock);
 	c->aborts++;
+	barrier();
 	((volatile __u64 *)c)[512] = 1;
 	bpf_spin_unlock(&c->lock);
 	return 0;
@@ -49,6 +51,7 @@ int ring_oob(struct __sk_buff *skb)
 		return 1;
 	bpf_spin_lock(&c->lock);
 	c->aborts++;
+	barrier();
 	bpf_spin_unlock(&c->lock);
 	v = rec[64];
 	rec[0] = v;
@@ -79,6 +82,7 @@ int deep(struct __sk_buff *skb)
 		return 0;
 	bpf_spin_lock(&c->lock);
 	c->aborts++;
+	barrier();
 	v = down(skb->mark + 16);
 	bpf_spin_unlock(&c->lock);
 	return v;
@@ -97,6 +101,7 @@ int helper_panic(struct __sk_buff *skb)
 		return 0;
 	bpf_spin_lock(&c->lock);
 	c->aborts++;
+	barrier();
 	bpf_get_numa_node_id();
 	bpf_spin_unlock(&c->lock);
 	return 0;

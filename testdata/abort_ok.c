@@ -49,6 +49,7 @@ int spin_locked(struct __sk_buff *skb)
 		return 0;
 	bpf_spin_lock(&c->lock);
 	c->aborts++;
+	barrier();
 	while (can_loop)
 		n++;
 	c->value += n & 0; /* keep n: the loop must not be optimized away */
@@ -72,6 +73,7 @@ int spin_reserved(struct __sk_buff *skb)
 		return 1;
 	bpf_spin_lock(&c->lock);
 	c->aborts++;
+	barrier();
 	bpf_spin_unlock(&c->lock);
 	while (can_loop)
 		n++;
@@ -102,6 +104,7 @@ int packet_byte(struct __sk_buff *skb)
 		return 0;
 	bpf_spin_lock(&c->lock);
 	c->aborts++;
+	barrier();
 	v = *p;
 	bpf_spin_unlock(&c->lock);
 	return v;
