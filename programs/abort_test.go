@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/userbpf/userbpf"
 	"github.com/userbpf/userbpf/internal/proctest"
@@ -251,7 +252,8 @@ func TestAbortEveryKind(t *testing.T) {
 			if _, err := emit.Run(skb(uint32(100*i) + uint32(round))()); err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithCancel(context.Background())
+			// (A bound against a hang, should the ring be blocked.)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			rec, err := rd.Read(ctx)
 			cancel()
 			if err != nil || binary.NativeEndian.Uint64(rec.RawSample) != uint64(100*i)+round || binary.NativeEndian.Uint64(rec.RawSample[8:]) != 0xabcd {
