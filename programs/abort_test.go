@@ -43,8 +43,8 @@ type fault struct {
 	ctx     func() []byte
 	want    error // the vm sentinel errors.Is must find
 	kind    programs.FaultKind
-	lock    bool // the program held the lock when it faulted
-	records int  // ring-buffer records it had reserved
+	lock    bool                               // the program held the lock when it faulted
+	records int                                // ring-buffer records it had reserved
 	insn    func(insns []vm.Insn, pc int) bool // the faulting instruction is the expected kind
 }
 
