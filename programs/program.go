@@ -156,9 +156,8 @@ func (p *Program) RunRepeat(ctx []byte, n int) (uint64, error) {
 			r0, abort = p.section(rn, ctx, &done, n)
 			continue
 		}
-		// Every reader slot is taken: share the domain's.
-		err := p.rcu.Read(func() { r0, abort = p.batch(rn, ctx, &done, n) })
-		if err != nil {
+		var err error
+		if r0, abort, err = p.sharedSection(rn, ctx, &done, n); err != nil {
 			p.stats.runs.Add(uint64(done))
 			return 0, fmt.Errorf("run program %q: %w", p.name, err)
 		}
@@ -177,6 +176,16 @@ func (p *Program) section(rn *runner, ctx []byte, done *int, n int) (uint64, *Ab
 	rn.rd.Lock()
 	defer rn.rd.Unlock()
 	return p.batch(rn, ctx, done, n)
+}
+
+// sharedSection runs a batch inside a read-side section of the domain's
+// own, when every reader slot is taken. (Apart from section, so that the
+// closure's captures do not make every run allocate.)
+func (p *Program) sharedSection(rn *runner, ctx []byte, done *int, n int) (r0 uint64, abort *AbortError, err error) {
+	d := *done
+	err = p.rcu.Read(func() { r0, abort = p.batch(rn, ctx, &d, n) })
+	*done = d
+	return r0, abort, err
 }
 
 // batch runs the program up to repeatSection times, counting runs in
