@@ -94,6 +94,16 @@ var wantHelpers = map[string][]asm.BuiltinFunc{
 	"userringbuf/drain":      {asm.FnMapLookupElem, asm.FnDynptrRead, asm.FnDynptrData, asm.FnUserRingbufDrain},
 	"spinlock_hash/count":    {asm.FnMapLookupElem, asm.FnMapUpdateElem, asm.FnSpinLock, asm.FnSpinUnlock},
 	"spinlock_hash/lock_inc": {asm.FnMapLookupElem, asm.FnSpinLock, asm.FnSpinUnlock},
+	"abort_ok/inc":           {asm.FnMapLookupElem, asm.FnSpinLock, asm.FnSpinUnlock},
+	"abort_ok/emit":          {asm.FnRingbufReserve, asm.FnRingbufSubmit},
+	"abort_ok/spin_locked":   {asm.FnMapLookupElem, asm.FnSpinLock, asm.FnSpinUnlock},
+	"abort_ok/spin_reserved": {asm.FnMapLookupElem, asm.FnSpinLock, asm.FnSpinUnlock, asm.FnRingbufReserve, asm.FnRingbufSubmit},
+	"abort_ok/packet_byte":   {asm.FnMapLookupElem, asm.FnSpinLock, asm.FnSpinUnlock},
+	"abort_bad/double_lock":  {asm.FnMapLookupElem, asm.FnSpinLock, asm.FnSpinUnlock},
+	"abort_bad/oob_store":    {asm.FnMapLookupElem, asm.FnSpinLock, asm.FnSpinUnlock},
+	"abort_bad/ring_oob":     {asm.FnMapLookupElem, asm.FnSpinLock, asm.FnSpinUnlock, asm.FnRingbufReserve, asm.FnRingbufSubmit},
+	"abort_bad/deep":         {asm.FnMapLookupElem, asm.FnSpinLock, asm.FnSpinUnlock},
+	"abort_bad/helper_panic": {asm.FnMapLookupElem, asm.FnSpinLock, asm.FnSpinUnlock, asm.FnGetNumaNodeId},
 }
 
 func TestHelpersAndKfuncs(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
-	"sync/atomic"
 
 	"github.com/userbpf/userbpf/maps"
 	"github.com/userbpf/userbpf/rcu"
@@ -28,7 +27,9 @@ type Program struct {
 	runners sync.Pool // *runner
 	rings   ringCache
 
-	runs, faults atomic.Uint64
+	// stats are the counters in the program's region record, shared by
+	// every process.
+	stats *progStats
 }
 
 // runner is one goroutine's machine, host state and RCU reader, reused
@@ -38,6 +39,10 @@ type runner struct {
 	h  run
 	rd *rcu.Reader
 }
+
+// testHelpers, set only by this package's tests (export_test.go), amends
+// the helper table of programs opened afterwards.
+var testHelpers func(*vm.HelperTable)
 
 // ErrLeftLock is wrapped by the error of a run that ended holding a
 // bpf_spin_lock (the lock is released).
@@ -51,7 +56,8 @@ func Open(r *shm.Region, d *rcu.Domain, name string) (*Program, error) {
 		return nil, err
 	}
 	p := &Program{name: name, typ: s.typ, id: s.id, region: r, rcu: d,
-		vm: &vm.Program{Name: name, Insns: s.insns, Maps: make([]vm.MapRef, len(s.maps))}}
+		stats: (*progStats)(r.Pointer(s.off + progStatsOff)),
+		vm:    &vm.Program{Name: name, Insns: s.insns, Maps: make([]vm.MapRef, len(s.maps))}}
 	for i, sm := range s.maps {
 		mp, err := maps.Open(r, d, sm.Name, 0)
 		if err != nil {
@@ -73,6 +79,9 @@ func Open(r *shm.Region, d *rcu.Domain, name string) (*Program, error) {
 	}
 	p.vm.Prepare()
 	helpers, kfuncs := Helpers(), Kfuncs()
+	if testHelpers != nil {
+		testHelpers(&helpers)
+	}
 	p.runners.New = func() any {
 		m := vm.NewMachine()
 		m.Helpers, m.Kfuncs = helpers, kfuncs
@@ -106,9 +115,13 @@ func (p *Program) VM() *vm.Program { return p.vm }
 
 // Run runs the program once with ctx as its context (the program may read
 // and write it) and returns R0. The run leases a virtual CPU (waiting if
-// all are busy) and stays inside an RCU read-side section; if it stops
-// early, the lock it held is released and the records it reserved are
-// discarded. Steady-state runs allocate nothing.
+// all are busy) and stays inside an RCU read-side section. A run that
+// faults is aborted: the lock it held is released, the records it
+// reserved are discarded, the section and the CPU are left, the fault is
+// counted in the region, and the error is an *AbortError naming the
+// program, the instruction and the kind of fault. A disabled program
+// (see SetAbortLimit) does not run: the error wraps ErrDisabled.
+// Steady-state runs allocate nothing.
 func (p *Program) Run(ctx []byte) (uint64, error) { return p.RunRepeat(ctx, 1) }
 
 // repeatSection is how many runs of RunRepeat share one read-side
@@ -119,8 +132,11 @@ const repeatSection = 256
 // RunRepeat runs the program n times with the same context and returns
 // the last R0, as BPF_PROG_TEST_RUN with repeat does: the virtual CPU is
 // leased once for the loop and the read-side section is re-entered every
-// repeatSection runs. It stops at the first run that fails.
+// repeatSection runs. It stops at the first run that aborts.
 func (p *Program) RunRepeat(ctx []byte, n int) (uint64, error) {
+	if p.Disabled() {
+		return 0, fmt.Errorf("run program %q: %w", p.name, ErrDisabled)
+	}
 	n = max(n, 1)
 	rn := p.runners.Get().(*runner)
 	defer p.runners.Put(rn)
@@ -130,36 +146,64 @@ func (p *Program) RunRepeat(ctx []byte, n int) (uint64, error) {
 	}
 	defer cpu.Release()
 	rn.m.CPU, rn.h.cpu = uint32(cpu.ID()), cpu.ID()
-	var r0 uint64
-	var runErr error
-	done := 0
-	batch := func() {
-		for end := min(n, done+repeatSection); done < end && runErr == nil; done++ {
-			r0, runErr = p.vm.Run(rn.m, ctx)
-			if leftLock, _ := rn.h.cleanup(); leftLock && runErr == nil {
-				runErr = ErrLeftLock
-			}
-		}
-	}
-	for done < n && runErr == nil {
+	var (
+		r0    uint64
+		abort *AbortError
+		done  int
+	)
+	for done < n && abort == nil {
 		if rn.rd != nil {
-			rn.rd.Lock()
-			batch()
-			rn.rd.Unlock()
-		} else {
-			if err := p.rcu.Read(batch); err != nil { // every reader slot taken: share the domain's
-				runErr = err
-			}
+			r0, abort = p.section(rn, ctx, &done, n)
+			continue
+		}
+		var err error
+		if r0, abort, err = p.sharedSection(rn, ctx, &done, n); err != nil {
+			p.stats.runs.Add(uint64(done))
+			return 0, fmt.Errorf("run program %q: %w", p.name, err)
 		}
 	}
-	p.runs.Add(uint64(done))
-	if runErr != nil {
-		p.faults.Add(1)
-		return r0, fmt.Errorf("run program %q: %w", p.name, runErr)
+	p.stats.runs.Add(uint64(done))
+	if abort != nil {
+		p.recordAbort(abort)
+		return r0, abort
 	}
 	return r0, nil
 }
 
-// Runs and Faults count this process's runs of the program and those that
-// stopped with an error.
-func (p *Program) Runs() (runs, faults uint64) { return p.runs.Load(), p.faults.Load() }
+// section runs a batch inside the runner's own read-side section, left
+// whatever happens.
+func (p *Program) section(rn *runner, ctx []byte, done *int, n int) (uint64, *AbortError) {
+	rn.rd.Lock()
+	defer rn.rd.Unlock()
+	return p.batch(rn, ctx, done, n)
+}
+
+// sharedSection runs a batch inside a read-side section of the domain's
+// own, when every reader slot is taken. (Apart from section, so that the
+// closure's captures do not make every run allocate.)
+func (p *Program) sharedSection(rn *runner, ctx []byte, done *int, n int) (r0 uint64, abort *AbortError, err error) {
+	d := *done
+	err = p.rcu.Read(func() { r0, abort = p.batch(rn, ctx, &d, n) })
+	*done = d
+	return r0, abort, err
+}
+
+// batch runs the program up to repeatSection times, counting runs in
+// *done, and cleans up after each: a run that stops early (a fault) or
+// ends holding a lock is aborted.
+func (p *Program) batch(rn *runner, ctx []byte, done *int, n int) (uint64, *AbortError) {
+	var r0 uint64
+	for end := min(n, *done+repeatSection); *done < end; {
+		var err error
+		r0, err = p.vm.Run(rn.m, ctx)
+		*done++
+		leftLock, leftRecords := rn.h.cleanup()
+		if err == nil && leftLock {
+			err = ErrLeftLock
+		}
+		if err != nil {
+			return r0, newAbort(p, err, leftLock, leftRecords)
+		}
+	}
+	return r0, nil
+}

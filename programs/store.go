@@ -20,7 +20,12 @@ const KindProgram = 2
 //	12  NMaps u32
 //	16  Type u32       the program type (enum bpf_prog_type) its section named
 //	20  ID u32         the program's ID in the region (what PROG_ARRAY slots hold)
-//	24  (reserved, 40 bytes)
+//	24  Runs u64       runs by every process (atomic; see faults.go)
+//	32  Faults u64     runs that aborted since the program was stored or re-enabled (atomic)
+//	40  AbortLimit u32 disable the program after this many faults; 0: never (atomic)
+//	44  FaultState u32 bit 31 disabled; bits 24-30 the last fault's FaultKind;
+//	                   bits 0-23 its instruction index (atomic)
+//	48  (reserved, 16 bytes)
 //	64  Insns [NInsns × 8]   the instructions, encoded as on the wire
 //	…   Maps [NMaps × 128]   {Flags u32, NameLen u32, Name [120]}: the maps
 //	                          Program.Maps[i] names, by region name
@@ -31,6 +36,7 @@ const (
 	progMagic     = 0x47525055
 	progVersion   = 1
 	progHeader    = 64
+	progStatsOff  = 24 // the progStats record (faults.go)
 	progMapRecord = 128
 	maxProgInsns  = 1 << 20
 	maxProgMaps   = 64
@@ -92,6 +98,7 @@ func Store(r *shm.Region, name string, typ uint32, insns []vm.Insn, ms []StoredM
 
 // stored is a program read back from the region.
 type stored struct {
+	off   uint64 // the record's region offset
 	typ   uint32
 	id    uint32
 	insns []vm.Insn
@@ -114,7 +121,7 @@ func readStored(r *shm.Region, name string) (*stored, error) {
 	}
 	le := binary.LittleEndian
 	n, nm := le.Uint32(b[8:]), le.Uint32(b[12:])
-	if le.Uint32(b) != progMagic || le.Uint32(b[4:]) != progVersion || n == 0 || n > maxProgInsns || nm > maxProgMaps ||
+	if le.Uint32(b) != progMagic || le.Uint32(b[4:]) != progVersion || n == 0 || n > maxProgInsns || nm > maxProgMaps || o.Off%8 != 0 ||
 		uint64(progHeader)+8*uint64(n)+progMapRecord*uint64(nm) != o.Size {
 		return nil, fmt.Errorf("open program %q: %w: bad program record", name, shm.ErrCorrupt)
 	}
@@ -122,7 +129,7 @@ func readStored(r *shm.Region, name string) (*stored, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open program %q: %w: %v", name, shm.ErrCorrupt, err)
 	}
-	s := &stored{typ: le.Uint32(b[16:]), id: le.Uint32(b[20:]), insns: insns}
+	s := &stored{off: o.Off, typ: le.Uint32(b[16:]), id: le.Uint32(b[20:]), insns: insns}
 	for i := 0; i < int(nm); i++ {
 		rec := b[progHeader+8*int(n)+progMapRecord*i:][:progMapRecord]
 		f, l := le.Uint32(rec), le.Uint32(rec[4:])

@@ -58,6 +58,9 @@ func helperTailCall(m *vm.Machine, _, mref, index, _, _ uint64) (uint64, error) 
 		v, _ := byID.LoadOrStore(k, p)
 		target = v.(*Program)
 	}
+	if target.Disabled() { // as an empty slot: the caller continues
+		return neg(unix.ENOENT), nil
+	}
 	if !m.TailCall(target.vm) {
 		return neg(unix.E2BIG), nil
 	}

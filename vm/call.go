@@ -75,5 +75,12 @@ func (m *Machine) helperFault(pc int, kind string, id int32, err error) error {
 	if errors.As(err, &e) {
 		return err // a callback's fault already names its instruction
 	}
-	return m.fault(pc, err, fmt.Sprintf("%s %d", kind, id))
+	return m.fault(pc, fmt.Errorf("%w: %w", ErrHelper, err), fmt.Sprintf("%s %d", kind, id))
+}
+
+// panicFault turns a panic inside a helper (or, were there a bug, the
+// interpreter) into the run's error, at the instruction of the helper call
+// in progress.
+func (m *Machine) panicFault(v any) error {
+	return m.fault(m.pc, ErrPanic, fmt.Sprintf("%v", v))
 }

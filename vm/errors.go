@@ -22,14 +22,23 @@ var (
 	ErrUnknownHelper = errors.New("unknown helper")
 	// ErrFellOff: execution ran past the last instruction.
 	ErrFellOff = errors.New("execution fell off the end of the program")
+	// ErrHelper: a helper or kfunc stopped the run with an error of its
+	// own (misuse the kernel's verifier would have refused, such as taking
+	// a second bpf_spin_lock, or a host failure). The *Error wraps both
+	// ErrHelper and the helper's error.
+	ErrHelper = errors.New("helper fault")
+	// ErrPanic: a helper or kfunc panicked. The run recovers, stops, and
+	// reports the panic value; the host process carries on.
+	ErrPanic = errors.New("helper panicked")
 	// ErrBusy: Run was called on a Machine that is already running (from a
 	// helper, say); use one Machine per goroutine and CallFunc for callbacks.
 	ErrBusy = errors.New("machine already running")
 )
 
 // Error is a run that stopped: the instruction index, the kind of failure
-// (one of the sentinels above, or the error a helper returned) and what
-// exactly went wrong.
+// (one of the sentinels above; ErrHelper also wraps the error the helper
+// returned) and what exactly went wrong. errors.Is(err, ErrMemory) and
+// the like tell the kind.
 type Error struct {
 	Program string // Program.Name
 	PC      int    // index of the instruction in Program.Insns

@@ -125,16 +125,21 @@ func NewMachine() *Machine {
 // (0 if ctx is empty), and the program may read and write ctx. It returns
 // R0 at the program's exit, or an *Error naming the instruction where the
 // run stopped. Many goroutines may run the same Program at once, each
-// with its own Machine.
-func (p *Program) Run(m *Machine, ctx []byte) (uint64, error) {
+// with its own Machine. A helper that panics stops the run with ErrPanic;
+// the panic does not go further.
+func (p *Program) Run(m *Machine, ctx []byte) (r0 uint64, err error) {
 	c := p.prepared()
 	if m.running {
 		return 0, &Error{Program: p.Name, Err: ErrBusy}
 	}
 	m.begin(c, ctx)
-	r0, err := m.exec(c, 0, m.ctxLo, 0, 0, 0, 0, 0)
-	m.end()
-	return r0, err
+	defer func() {
+		if v := recover(); v != nil {
+			r0, err = 0, m.panicFault(v)
+		}
+		m.end()
+	}()
+	return m.exec(c, 0, m.ctxLo, 0, 0, 0, 0, 0)
 }
 
 func (m *Machine) begin(c *code, ctx []byte) {

@@ -19,20 +19,37 @@ import (
 
 func progCmd(g *globals) *cobra.Command {
 	c := group("prog", "load, show, run and disassemble programs (bpftool grammar)")
-	c.AddCommand(progLoadCmd(g), progShowCmd(g), progRunCmd(g), progDumpCmd(g), progTracelogCmd(g))
+	c.AddCommand(progLoadCmd(g), progShowCmd(g), progRunCmd(g), progDumpCmd(g), progTracelogCmd(g),
+		progSetCmd(g), progEnableCmd(g))
 	return c
 }
 
 func progLoadCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "load OBJ REGION",
+		Use:   "load OBJ REGION [abort-limit N]",
 		Short: "load an eBPF object (clang -target bpf) into a region",
 		Long: `Load an object's maps and programs into a region. Maps are created, or reused
 when the region already has a compatible map of the same name; programs are
-stored in the region, so any attached process can run them by name.`,
-		Example: "  userbpf prog load testdata/calls.o demo",
-		Args:    cobra.ExactArgs(2),
+stored in the region, so any attached process can run them by name.
+abort-limit N disables each program after N aborted runs (see prog set).`,
+		Example: "  userbpf prog load testdata/calls.o demo abort-limit 100",
+		Args:    cobra.MinimumNArgs(2),
 		RunE: func(_ *cobra.Command, args []string) error {
+			var limit uint64
+			setLimit := false
+			w := &words{args: args[2:]}
+			for w.more() {
+				switch kw := w.next(); kw {
+				case "abort-limit":
+					var err error
+					if limit, err = w.uint(kw, 32); err != nil {
+						return err
+					}
+					setLimit = true
+				default:
+					return usageError{fmt.Errorf("unknown keyword %q (want abort-limit)", kw)}
+				}
+			}
 			r, err := userbpf.OpenRegion(userbpf.RegionPath(args[1]))
 			if err != nil {
 				return err
@@ -43,8 +60,11 @@ stored in the region, so any attached process can run them by name.`,
 				return err
 			}
 			var progs, ms []string
-			for n := range c.Programs {
+			for n, p := range c.Programs {
 				progs = append(progs, n)
+				if setLimit {
+					p.SetAbortLimit(uint32(limit))
+				}
 			}
 			for _, m := range c.Maps {
 				ms = append(ms, m.Name())
@@ -60,16 +80,63 @@ stored in the region, so any attached process can run them by name.`,
 }
 
 type progJSON struct {
-	Name  string   `json:"name"`
-	Type  uint32   `json:"type"`
-	Insns int      `json:"insns"`
-	Maps  []string `json:"map_names"`
+	Name       string         `json:"name"`
+	Type       uint32         `json:"type"`
+	Insns      int            `json:"insns"`
+	Maps       []string       `json:"map_names"`
+	Runs       uint64         `json:"run_cnt"`
+	Faults     uint64         `json:"fault_cnt"`
+	LastFault  *lastFaultJSON `json:"last_fault,omitempty"`
+	AbortLimit uint32         `json:"abort_limit"`
+	Disabled   bool           `json:"disabled"`
+}
+
+type lastFaultJSON struct {
+	Kind string `json:"kind"`
+	Insn int    `json:"insn"` // -1: no single instruction
+}
+
+func progInfo(name string, p *programs.Program) progJSON {
+	st := p.Stats()
+	j := progJSON{Name: name, Type: p.Type(), Insns: len(p.VM().Insns), Maps: []string{},
+		Runs: st.Runs, Faults: st.Faults, AbortLimit: st.AbortLimit, Disabled: st.Disabled}
+	for _, ref := range p.VM().Maps {
+		if m, ok := ref.Handle.(interface{ Name() string }); ok {
+			j.Maps = append(j.Maps, m.Name())
+		}
+	}
+	if st.LastFault != programs.FaultNone {
+		j.LastFault = &lastFaultJSON{Kind: st.LastFault.String(), Insn: st.LastPC}
+	}
+	return j
+}
+
+func printProgInfo(p progJSON) {
+	fmt.Printf("%s: type %d  insns %d  maps %v\n", p.Name, p.Type, p.Insns, p.Maps)
+	fmt.Printf("\truns %d  faults %d", p.Runs, p.Faults)
+	if f := p.LastFault; f != nil {
+		fmt.Printf("  last fault %s", f.Kind)
+		if f.Insn >= 0 {
+			fmt.Printf(" at insn %d", f.Insn)
+		}
+	}
+	if p.AbortLimit != 0 {
+		fmt.Printf("  abort-limit %d", p.AbortLimit)
+	}
+	if p.Disabled {
+		fmt.Print("  DISABLED")
+	}
+	fmt.Println()
 }
 
 func progShowCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:     "show REGION",
-		Short:   "list the programs loaded into a region",
+		Use:   "show REGION",
+		Short: "list the programs loaded into a region, with their run and fault counts",
+		Long: `List the programs of a region: type, size, maps, and the counters every
+process updates: runs, faults (aborted runs since the program was loaded or
+last enabled), the last fault's kind and instruction, the abort limit and
+whether the program is disabled.`,
 		Example: "  userbpf prog show demo",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
@@ -84,17 +151,11 @@ func progShowCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				j := progJSON{Name: n, Type: p.Type(), Insns: len(p.VM().Insns), Maps: []string{}}
-				for _, ref := range p.VM().Maps {
-					if m, ok := ref.Handle.(interface{ Name() string }); ok {
-						j.Maps = append(j.Maps, m.Name())
-					}
-				}
-				out = append(out, j)
+				out = append(out, progInfo(n, p))
 			}
 			emit(g, out, func() {
 				for _, p := range out {
-					fmt.Printf("%s: type %d  insns %d  maps %v\n", p.Name, p.Type, p.Insns, p.Maps)
+					printProgInfo(p)
 				}
 			})
 			return nil
@@ -242,4 +303,82 @@ there is nothing to print; stops on interrupt or after --count messages.`,
 	}
 	c.Flags().IntVar(&count, "count", 0, "stop after N messages (0: until interrupted)")
 	return c
+}
+
+// openProg opens REGION:PROG.
+func openProg(target string) (*userbpf.Region, *programs.Program, error) {
+	region, name, err := splitTarget(target)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := userbpf.OpenRegion(userbpf.RegionPath(region))
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := r.Program(name)
+	if err != nil {
+		r.Close()
+		return nil, nil, err
+	}
+	return r, p, nil
+}
+
+func progSetCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "set REGION:PROG abort-limit N",
+		Short: "set a program's abort limit (0: none)",
+		Long: `Set the number of aborted runs (faults) after which a program is disabled for
+every process; 0 removes the limit. Faults count from when the program was
+loaded or last enabled; a program already past the new limit is disabled by
+its next fault.`,
+		Example: "  userbpf prog set demo:entry abort-limit 10",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			w := &words{args: args[1:]}
+			if !w.more() {
+				return usageError{fmt.Errorf("nothing to set (want abort-limit N)")}
+			}
+			var limit uint64
+			for w.more() {
+				switch kw := w.next(); kw {
+				case "abort-limit":
+					var err error
+					if limit, err = w.uint(kw, 32); err != nil {
+						return err
+					}
+				default:
+					return usageError{fmt.Errorf("unknown keyword %q (want abort-limit)", kw)}
+				}
+			}
+			r, p, err := openProg(args[0])
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			p.SetAbortLimit(uint32(limit))
+			j := progInfo(p.Name(), p)
+			emit(g, j, func() { printProgInfo(j) })
+			return nil
+		},
+	}
+}
+
+func progEnableCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "enable REGION:PROG",
+		Short:   "re-enable a program disabled by its abort limit, resetting its fault count",
+		Example: "  userbpf prog enable demo:entry",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			r, p, err := openProg(args[0])
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			p.Enable()
+			j := progInfo(p.Name(), p)
+			emit(g, j, func() { printProgInfo(j) })
+			return nil
+		},
+	}
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -54,5 +56,76 @@ func TestProgLoadRunAndFormattedDump(t *testing.T) {
 	}
 	if r := cli(t, "prog", "run", region+":nosuch"); r.code != 1 || !strings.Contains(r.stderr, "nosuch") {
 		t.Errorf("run of a missing program: %+v", r)
+	}
+}
+
+// A program that faults: prog run reports the abort (program, instruction,
+// kind), prog show counts it, abort-limit disables the program and prog
+// enable brings it back.
+func TestProgAbortLimitAndEnable(t *testing.T) {
+	dir := t.TempDir()
+	region := filepath.Join(dir, "p")
+	obj := filepath.Join("..", "..", "testdata", "abort_ok.o")
+	// packet_byte reads data + 7 where the context says data is 0x1000.
+	ctx := make([]byte, 192)
+	binary.NativeEndian.PutUint32(ctx[8:], 7)
+	binary.NativeEndian.PutUint32(ctx[76:], 0x1000)
+	binary.NativeEndian.PutUint32(ctx[80:], 0x2000)
+	ctxFile := filepath.Join(dir, "ctx")
+	if err := os.WriteFile(ctxFile, ctx, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"region", "create", region, "--size-limit", "64M"},
+		{"prog", "load", obj, region, "abort-limit", "5"},
+		{"prog", "set", region + ":packet_byte", "abort-limit", "2"},
+	} {
+		if r := cli(t, args...); r.code != 0 {
+			t.Fatalf("%v: %+v", args, r)
+		}
+	}
+	run := func() result { return cli(t, "prog", "run", region+":packet_byte", "ctx_in", ctxFile) }
+	for range 2 {
+		if r := run(); r.code != 1 || !strings.Contains(r.stderr, `"packet_byte"`) || !strings.Contains(r.stderr, "insn 23") ||
+			!strings.Contains(r.stderr, "memory access violation") || !strings.Contains(r.stderr, "bpf_spin_lock was released") {
+			t.Fatalf("run of a faulting program: %+v", r)
+		}
+	}
+	if r := run(); r.code != 1 || !strings.Contains(r.stderr, "disabled") {
+		t.Fatalf("run of a disabled program: %+v", r)
+	}
+	if r := cli(t, "prog", "show", region); r.code != 0 ||
+		!strings.Contains(r.stdout, "runs 2  faults 2  last fault memory at insn 23  abort-limit 2  DISABLED") ||
+		!strings.Contains(r.stdout, "inc: type 3  insns 18  maps [locked]\n\truns 0  faults 0  abort-limit 5\n") {
+		t.Fatalf("prog show: %+v", r)
+	}
+	var progs []progJSON
+	if r := cli(t, "-j", "prog", "show", region); r.code != 0 || json.Unmarshal([]byte(r.stdout), &progs) != nil {
+		t.Fatalf("prog show -j: %+v", r)
+	}
+	for _, p := range progs {
+		if p.Name != "packet_byte" {
+			continue
+		}
+		if p.Runs != 2 || p.Faults != 2 || !p.Disabled || p.AbortLimit != 2 || p.LastFault == nil || *p.LastFault != (lastFaultJSON{"memory", 23}) {
+			t.Errorf("prog show -j: %+v", p)
+		}
+	}
+	if r := cli(t, "prog", "enable", region+":packet_byte"); r.code != 0 || !strings.Contains(r.stdout, "runs 2  faults 0  abort-limit 2\n") {
+		t.Fatalf("prog enable: %+v", r)
+	}
+	if r := run(); r.code != 1 || strings.Contains(r.stderr, "disabled") || !strings.Contains(r.stderr, "insn 23") {
+		t.Fatalf("run after enable: %+v", r)
+	}
+	for _, args := range [][]string{
+		{"prog", "set", region + ":packet_byte"},
+		{"prog", "set", region + ":packet_byte", "abort-limit", "x"},
+		{"prog", "set", region + ":packet_byte", "limit", "3"},
+		{"prog", "enable", region + ":nosuch"},
+		{"prog", "load", obj, region, "abort-limit"},
+	} {
+		if r := cli(t, args...); r.code == 0 || r.stderr == "" {
+			t.Errorf("%v: %+v", args, r)
+		}
 	}
 }
