@@ -91,6 +91,7 @@ var wantHelpers = map[string][]asm.BuiltinFunc{
 	"tailcall/entry":         {asm.FnTailCall, asm.FnMapLookupElem},
 	"tailcall/target0":       {asm.FnMapLookupElem},
 	"tailcall/target1":       {asm.FnMapLookupElem},
+	"tailcall/sub_entry":     {asm.FnTailCall},
 	"userringbuf/drain":      {asm.FnMapLookupElem, asm.FnDynptrRead, asm.FnDynptrData, asm.FnUserRingbufDrain},
 	"spinlock_hash/count":    {asm.FnMapLookupElem, asm.FnMapUpdateElem, asm.FnSpinLock, asm.FnSpinUnlock},
 	"spinlock_hash/lock_inc": {asm.FnMapLookupElem, asm.FnSpinLock, asm.FnSpinUnlock},
