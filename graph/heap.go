@@ -45,7 +45,6 @@ func (h *Heap) StoreTable(tb *Table) (uint64, error) {
 		return 0, err
 	}
 	copy(b, enc)
-	h.tables.Store(off, tb)
 	return off, nil
 }
 

@@ -34,4 +34,3 @@ func (h *Heap) ObjectOf(rt Root, node uint64) (o Object, err error) {
 	defer catch(&err)
 	return h.objectOf(rt, node), nil
 }
-
