@@ -1,10 +1,12 @@
 package userbpf_test
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/userbpf/userbpf"
@@ -94,4 +96,102 @@ func TestGraphDifferential(t *testing.T) {
 		}
 	}
 	t.Logf("results: %v", ours)
+}
+
+// usedBytes is the region heap in use.
+func usedBytes(r *userbpf.Region) uint64 { return r.Shared().Stats().UsedBytes }
+
+// TestGraphNested runs graph_nested.o (beyond the kernel: objects of a
+// tree hold a lock and a tree of their own): build, take the objects out
+// one by one in order, check the hashes, then build again and overwrite
+// the global value from user space, which drains both levels; a run that
+// faults while owning objects drops them. The heap ends where it began.
+func TestGraphNested(t *testing.T) {
+	r, err := userbpf.CreateRegion(filepath.Join(t.TempDir(), "r"), userbpf.RegionOptions{SizeLimit: 256 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c, err := userbpf.LoadCollection(r, filepath.Join("testdata", "graph_nested.o"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := make([]byte, 64)
+	run := func(name string) uint32 {
+		t.Helper()
+		r0, err := c.Programs[name].Run(ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return uint32(r0)
+	}
+	base := usedBytes(r)
+	if got := run("nested_build"); got != 0 {
+		t.Fatalf("nested_build returned %d", got)
+	}
+	// User space walks both levels under the locks.
+	data := c.Maps[".data.N"]
+	root := data.GraphTable().Types[0].Roots()[0].Off
+	var outer, inner []uint64
+	err = data.WithLock(make([]byte, 4), func(v []byte) error {
+		for obj, err := range data.Walk(v, root) {
+			if err != nil {
+				return err
+			}
+			outer = append(outer, binary.NativeEndian.Uint64(obj))
+			for in, err := range data.WalkObject(obj, 16) {
+				if err != nil {
+					return err
+				}
+				inner = append(inner, binary.NativeEndian.Uint64(in))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []uint64{1, 2, 3, 4}; !slices.Equal(outer, want) {
+		t.Fatalf("outer keys %v, want %v", outer, want)
+	}
+	if len(inner) != 20 || !slices.IsSorted(inner) || inner[0] != 100 || inner[19] != 404 {
+		t.Fatalf("inner keys %v", inner)
+	}
+	for k := uint32(1); k <= 4; k++ {
+		var want uint32
+		for i := uint32(0); i < 5; i++ {
+			want = want*31 + k*100 + i
+		}
+		if got := run("nested_take"); got != want {
+			t.Fatalf("nested_take %d: %d, want %d", k, got, want)
+		}
+	}
+	if got := run("nested_take"); got != 0 {
+		t.Fatalf("nested_take on an empty tree: %d", got)
+	}
+	if u := usedBytes(r); u != base {
+		t.Fatalf("after taking everything: %d bytes used, %d before", u, base)
+	}
+	// Overwriting the value drains the outer tree and every inner one.
+	run("nested_build")
+	if usedBytes(r) == base {
+		t.Fatal("nested_build allocated nothing")
+	}
+	if err := data.Update(make([]byte, 4), make([]byte, data.ValueSize()), 0); err != nil {
+		t.Fatal(err)
+	}
+	if u := usedBytes(r); u != base {
+		t.Fatalf("after the overwrite: %d bytes used, %d before", u, base)
+	}
+	// A fault while owning an object with a filled inner tree: aborted,
+	// dropped.
+	if _, err := c.Programs["nested_fault"].Run(ctx); err == nil {
+		t.Fatal("nested_fault did not fault")
+	}
+	if u := usedBytes(r); u != base {
+		t.Fatalf("after the fault: %d bytes used, %d before", u, base)
+	}
+	if rep := r.Shared().Check(); len(rep.Problems) > 0 {
+		t.Fatal(rep.Problems)
+	}
 }
