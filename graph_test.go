@@ -7,9 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/userbpf/userbpf"
+	"github.com/userbpf/userbpf/internal/proctest"
 	"github.com/userbpf/userbpf/loader/loadertest"
 )
 
@@ -193,5 +195,157 @@ func TestGraphNested(t *testing.T) {
 	}
 	if rep := r.Shared().Check(); len(rep.Problems) > 0 {
 		t.Fatal(rep.Problems)
+	}
+}
+
+// TestGraphHashDrain: deleting or replacing a hash element drains its
+// tree, and so does a program's replacement; nothing leaks.
+func TestGraphHashDrain(t *testing.T) {
+	r, err := userbpf.CreateRegion(filepath.Join(t.TempDir(), "r"), userbpf.RegionOptions{SizeLimit: 256 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c, err := userbpf.LoadCollection(r, filepath.Join("testdata", "graph_nested.o"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := usedBytes(r)
+	for range 8 {
+		if r0, err := c.Programs["hash_add"].Run(make([]byte, 64)); err != nil || r0 != 0 {
+			t.Fatal(r0, err)
+		}
+	}
+	h := c.Maps["htrees"]
+	count := func(k uint32) int {
+		n := 0
+		key := binary.NativeEndian.AppendUint32(nil, k)
+		err := h.WithLock(key, func(v []byte) error {
+			for _, err := range h.Walk(v, 8) {
+				if err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for k := range uint32(4) {
+		if n := count(k); n != 6 {
+			t.Fatalf("key %d holds %d nodes, want 6", k, n)
+		}
+	}
+	// A copy shows no container words; writing one back changes nothing.
+	v := make([]byte, h.ValueSize())
+	if err := h.Lookup(binary.NativeEndian.AppendUint32(nil, 1), v, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(v, make([]byte, len(v))) {
+		t.Fatalf("lookup copied special fields: %x", v)
+	}
+	if err := h.Delete(binary.NativeEndian.AppendUint32(nil, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Update(binary.NativeEndian.AppendUint32(nil, 1), v, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(1); n != 0 {
+		t.Fatalf("replaced element holds %d nodes", n)
+	}
+	for _, k := range []uint32{1, 2, 3} {
+		if err := h.Delete(binary.NativeEndian.AppendUint32(nil, k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if u := usedBytes(r); u != base {
+		t.Fatalf("%d bytes used, %d before", u, base)
+	}
+}
+
+// addProcess opens the stored program rbtree_add and runs it n times.
+var _ = proctest.Register("graph-add", func(args []string) error {
+	r, err := userbpf.OpenRegion(args[0])
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	p, err := r.Program("rbtree_add")
+	if err != nil {
+		return err
+	}
+	n, _ := strconv.Atoi(args[1])
+	for range n {
+		if r0, err := p.Run(make([]byte, 64)); err != nil || r0 != 0 {
+			return fmt.Errorf("rbtree_add: %d, %v", r0, err)
+		}
+	}
+	return nil
+})
+
+// TestGraphMultiProcess: two processes add to the tree in .data.A through
+// the program while this one walks it under the lock, again and again:
+// every walk sees a sorted tree. At the end the tree holds every node;
+// overwriting the value drains it and the heap is back where it started.
+func TestGraphMultiProcess(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r")
+	r, err := userbpf.CreateRegion(path, userbpf.RegionOptions{SizeLimit: 256 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c, err := userbpf.LoadCollection(r, filepath.Join("testdata", "graph.o"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := usedBytes(r)
+	const procs, runs = 2, 40
+	var kids []*proctest.Child
+	for range procs {
+		kids = append(kids, proctest.Start(t, "graph-add", path, strconv.Itoa(runs)))
+	}
+	data := c.Maps[".data.A"]
+	root := data.GraphTable().Types[0].Roots()[0].Off
+	walk := func() int {
+		var keys []int64
+		err := data.WithLock(make([]byte, 4), func(v []byte) error {
+			for obj, err := range data.Walk(v, root) {
+				if err != nil {
+					return err
+				}
+				keys = append(keys, int64(binary.NativeEndian.Uint64(obj)))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.IsSorted(keys) {
+			t.Fatalf("walk saw an unsorted tree: %v", keys)
+		}
+		return len(keys)
+	}
+	walks := 0
+	for done := false; !done; walks++ {
+		done = walk() == procs*runs*24
+		if walks > 1e6 {
+			t.Fatal("the children never finished")
+		}
+	}
+	for _, k := range kids {
+		k.Wait(t)
+	}
+	t.Logf("%d walks while %d processes added %d nodes", walks, procs, procs*runs*24)
+	if err := data.Update(make([]byte, 4), make([]byte, data.ValueSize()), 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := walk(); n != 0 {
+		t.Fatalf("%d nodes after the overwrite", n)
+	}
+	if u := usedBytes(r); u != base {
+		t.Fatalf("%d bytes used, %d before", u, base)
 	}
 }

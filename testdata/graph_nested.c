@@ -121,4 +121,47 @@ int nested_fault(struct __sk_buff *ctx)
 	return v;
 }
 
+/* A hash whose values hold a tree: deleting or replacing an element
+ * drains it. */
+struct hvalue {
+	struct bpf_spin_lock lock;
+	struct bpf_rb_root root __contains(inner, node);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct hvalue);
+	__uint(max_entries, 8);
+} htrees SEC(".maps");
+
+__u32 next_key;
+
+/* Adds three nodes to the tree of element next_key++ % 4 (creating it). */
+SEC("tc")
+int hash_add(struct __sk_buff *ctx)
+{
+	__u32 key = __sync_fetch_and_add(&next_key, 1) % 4;
+	struct hvalue zero = {}, *v;
+
+	v = bpf_map_lookup_elem(&htrees, &key);
+	if (!v) {
+		bpf_map_update_elem(&htrees, &key, &zero, BPF_NOEXIST);
+		v = bpf_map_lookup_elem(&htrees, &key);
+		if (!v)
+			return 1;
+	}
+	for (int i = 0; i < 3; i++) {
+		struct inner *in = bpf_obj_new(typeof(*in));
+
+		if (!in)
+			return 2;
+		in->key = i;
+		bpf_spin_lock(&v->lock);
+		bpf_rbtree_add(&v->root, &in->node, less_inner);
+		bpf_spin_unlock(&v->lock);
+	}
+	return 0;
+}
+
 char _license[] SEC("license") = "GPL";
