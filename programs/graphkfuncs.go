@@ -23,8 +23,8 @@ import (
 
 func kfObjNew(m *vm.Machine, typ, _, _, _, _ uint64) (uint64, error) {
 	h := hostOf(m)
-	if h.graph == nil || h.graph.types == 0 {
-		return 0, fmt.Errorf("bpf_obj_new: the program has no type table")
+	if h.graph == nil || h.graph.types == 0 || h.g.busy {
+		return 0, fmt.Errorf("bpf_obj_new: the program has no type table, or calls it from a less callback")
 	}
 	tb, err := h.graph.heap.Table(h.graph.types)
 	if err != nil {
@@ -47,11 +47,11 @@ func kfObjNew(m *vm.Machine, typ, _, _, _, _ uint64) (uint64, error) {
 func kfObjDrop(m *vm.Machine, p, _, _, _, _ uint64) (uint64, error) {
 	h := hostOf(m)
 	i := -1
-	if h.graph != nil {
+	if h.graph != nil && !h.g.busy {
 		i = h.ref(uintptr(p), true)
 	}
 	if i < 0 {
-		return 0, fmt.Errorf("bpf_obj_drop: %#x is not an object the program owns", p)
+		return 0, fmt.Errorf("bpf_obj_drop: %#x is not an object the program owns (or the call is from a less callback)", p)
 	}
 	off := h.g.refs[i].off
 	h.forget(m, i)
@@ -64,11 +64,11 @@ func kfObjDrop(m *vm.Machine, p, _, _, _, _ uint64) (uint64, error) {
 func kfRefcountAcquire(m *vm.Machine, p, _, _, _, _ uint64) (uint64, error) {
 	h := hostOf(m)
 	i := -1
-	if h.graph != nil {
+	if h.graph != nil && !h.g.busy {
 		i = h.ref(uintptr(p), false)
 	}
 	if i < 0 {
-		return 0, fmt.Errorf("bpf_refcount_acquire: %#x is not an object the program holds", p)
+		return 0, fmt.Errorf("bpf_refcount_acquire: %#x is not an object the program holds (or the call is from a less callback)", p)
 	}
 	r := h.g.refs[i]
 	ok, err := h.graph.heap.Acquire(r.off)
