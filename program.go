@@ -43,7 +43,7 @@ func LoadCollection(r *Region, path string) (*Collection, error) {
 			}
 			ms[i] = programs.StoredMap{Name: m.Name(), GlobalData: ref.ValueAddr != 0, ReadOnly: ref.ReadOnly}
 		}
-		if err := programs.Store(r.shm, n, uint32(lp.Spec.Type), lp.VM.Insns, ms); err != nil {
+		if err := programs.StoreWithTypes(r.shm, n, uint32(lp.Spec.Type), lp.VM.Insns, ms, lp.Spec.Types); err != nil {
 			return nil, fmt.Errorf("load %s: %w", path, err)
 		}
 		p, err := r.Program(n)

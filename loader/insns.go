@@ -25,7 +25,7 @@ func KnownHelper(fn asm.BuiltinFunc) bool {
 	return fn > 0 && !strings.HasPrefix(fn.String(), "BuiltinFunc(")
 }
 
-func convertProgram(ps *ebpf.ProgramSpec, byObj map[string]*MapSpec, opts *Options) (*ProgramSpec, error) {
+func convertProgram(ps *ebpf.ProgramSpec, types *btf.Spec, byObj map[string]*MapSpec, opts *Options) (*ProgramSpec, error) {
 	if ps.Type == ebpf.UnspecifiedProgram {
 		return nil, fmt.Errorf("%w: section %q (no program type is known for it)", ErrUnsupported, ps.SectionName)
 	}
@@ -58,11 +58,14 @@ func convertProgram(ps *ebpf.ProgramSpec, byObj map[string]*MapSpec, opts *Optio
 
 	mapIndex := map[string]int{}
 	helpers := map[asm.BuiltinFunc]bool{}
+	graphTypes := newGraphBuilder(types)
 	for i := range insns {
 		ins := &insns[i]
 		at := raw[i]
 		if rel := btf.CORERelocationMetadata(ins); rel != nil {
-			return nil, fmt.Errorf("instruction %d: %w: CO-RE relocation %s (there is no kernel BTF to relocate against)", at, ErrUnsupported, rel)
+			if err := localTypeID(graphTypes, ins, rel); err != nil {
+				return nil, fmt.Errorf("instruction %d: %w", at, err)
+			}
 		}
 		ref := ins.Reference()
 		switch {
@@ -142,6 +145,14 @@ func convertProgram(ps *ebpf.ProgramSpec, byObj map[string]*MapSpec, opts *Optio
 				return nil, fmt.Errorf("instruction %d: %w: relocation to %q on %v", at, ErrUnsupported, ref, ins.OpCode)
 			}
 		}
+	}
+
+	if len(graphTypes.tb.Types) > 0 {
+		tb, err := graphTypes.table()
+		if err != nil {
+			return nil, fmt.Errorf("bpf_obj_new types: %w", err)
+		}
+		out.Types = tb
 	}
 
 	var buf bytes.Buffer

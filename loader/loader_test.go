@@ -105,6 +105,39 @@ var wantHelpers = map[string][]asm.BuiltinFunc{
 	"abort_bad/ring_oob":     {asm.FnMapLookupElem, asm.FnSpinLock, asm.FnSpinUnlock, asm.FnRingbufReserve, asm.FnRingbufSubmit},
 	"abort_bad/deep":         {asm.FnMapLookupElem, asm.FnSpinLock, asm.FnSpinUnlock},
 	"abort_bad/helper_panic": {asm.FnMapLookupElem, asm.FnSpinLock, asm.FnSpinUnlock, asm.FnGetNumaNodeId},
+
+	"graph/rbtree_add":          {asm.FnSpinLock, asm.FnSpinUnlock},
+	"graph/rbtree_first_key":    {asm.FnSpinLock, asm.FnSpinUnlock},
+	"graph/rbtree_drain":        {asm.FnSpinLock, asm.FnSpinUnlock},
+	"graph/list_push":           {asm.FnSpinLock, asm.FnSpinUnlock},
+	"graph/list_pop":            {asm.FnSpinLock, asm.FnSpinUnlock},
+	"graph/refcount":            {asm.FnSpinLock, asm.FnSpinUnlock},
+	"graph/remove_absent":       {asm.FnSpinLock, asm.FnSpinUnlock},
+	"graph/array_add":           {asm.FnMapLookupElem, asm.FnSpinLock, asm.FnSpinUnlock},
+	"graph/new_drop":            nil,
+	"graph_nested/nested_build": {asm.FnSpinLock, asm.FnSpinUnlock},
+	"graph_nested/nested_take":  {asm.FnSpinLock, asm.FnSpinUnlock},
+	"graph_nested/nested_fault": {asm.FnSpinLock, asm.FnSpinUnlock},
+	"graph_nested/hash_add":     {asm.FnMapLookupElem, asm.FnMapUpdateElem, asm.FnSpinLock, asm.FnSpinUnlock},
+}
+
+// wantKfuncs lists the kfuncs of the testdata programs that call any,
+// sorted.
+var wantKfuncs = map[string][]string{
+	"loops/iter_sum":            {"bpf_iter_num_destroy", "bpf_iter_num_new", "bpf_iter_num_next"},
+	"graph/rbtree_add":          {"bpf_obj_new_impl", "bpf_rbtree_add_impl"},
+	"graph/rbtree_first_key":    {"bpf_rbtree_first"},
+	"graph/rbtree_drain":        {"bpf_obj_drop_impl", "bpf_rbtree_first", "bpf_rbtree_remove"},
+	"graph/list_push":           {"bpf_list_push_back_impl", "bpf_list_push_front_impl", "bpf_obj_new_impl"},
+	"graph/list_pop":            {"bpf_list_pop_back", "bpf_list_pop_front", "bpf_obj_drop_impl"},
+	"graph/refcount":            {"bpf_list_pop_front", "bpf_list_push_back_impl", "bpf_obj_drop_impl", "bpf_obj_new_impl", "bpf_rbtree_add_impl", "bpf_rbtree_remove", "bpf_refcount_acquire_impl"},
+	"graph/remove_absent":       {"bpf_list_pop_front", "bpf_list_push_front_impl", "bpf_obj_drop_impl", "bpf_obj_new_impl", "bpf_rbtree_remove", "bpf_refcount_acquire_impl"},
+	"graph/array_add":           {"bpf_obj_new_impl", "bpf_rbtree_add_impl"},
+	"graph/new_drop":            {"bpf_obj_drop_impl", "bpf_obj_new_impl"},
+	"graph_nested/nested_build": {"bpf_obj_drop_impl", "bpf_obj_new_impl", "bpf_rbtree_add_impl"},
+	"graph_nested/nested_take":  {"bpf_obj_drop_impl", "bpf_rbtree_first", "bpf_rbtree_remove"},
+	"graph_nested/nested_fault": {"bpf_obj_drop_impl", "bpf_obj_new_impl", "bpf_rbtree_add_impl"},
+	"graph_nested/hash_add":     {"bpf_obj_new_impl", "bpf_rbtree_add_impl"},
 }
 
 func TestHelpersAndKfuncs(t *testing.T) {
@@ -133,10 +166,7 @@ func TestHelpersAndKfuncs(t *testing.T) {
 			}
 			slices.Sort(kf)
 			kf = slices.Compact(kf)
-			var wantK []string
-			if obj+"/"+pn == "loops/iter_sum" {
-				wantK = []string{"bpf_iter_num_destroy", "bpf_iter_num_new", "bpf_iter_num_next"}
-			}
+			wantK := wantKfuncs[obj+"/"+pn]
 			if !slices.Equal(kf, wantK) {
 				t.Errorf("%s/%s: kfuncs %v, want %v", obj, pn, kf, wantK)
 			}
@@ -471,6 +501,12 @@ func TestRoundTrip(t *testing.T) {
 					got[i].Imm = want[i].Imm
 				}
 				if got[i].Op == 0x85 && got[i].Src == vm.CallKfunc {
+					got[i].Imm = want[i].Imm
+				}
+				if got[i].Op == 0x18 && got[i].Src == 0 && p.Types != nil && i+1 < len(got) &&
+					got[i].Imm >= 0 && int(got[i].Imm) < len(p.Types.Types) && got[i+1].Imm == 0 && got[i] != want[i] {
+					// bpf_core_type_id_local: the index in the program's
+					// type table replaces the BTF type ID.
 					got[i].Imm = want[i].Imm
 				}
 			}

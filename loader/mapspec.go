@@ -58,6 +58,11 @@ func convertMap(cs *ebpf.CollectionSpec, objName string, ms *ebpf.MapSpec, obj, 
 	if err != nil {
 		return nil, err
 	}
+	tb, err := valueGraph(cs.Types, ms.Value)
+	if err != nil {
+		return nil, fmt.Errorf("value graph fields: %w", err)
+	}
+	s.Graph = tb
 	out.Spec = s
 	out.KeyType, out.ValueType = ms.Key, ms.Value
 	out.ReadOnly = ms.Flags&maps.FlagRdOnlyProg != 0

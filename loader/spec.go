@@ -15,6 +15,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 
+	"github.com/userbpf/userbpf/graph"
 	"github.com/userbpf/userbpf/maps"
 	"github.com/userbpf/userbpf/vm"
 )
@@ -106,6 +107,10 @@ type ProgramSpec struct {
 	Kfuncs map[int]string
 	// Helpers are the helpers the program calls, sorted.
 	Helpers []asm.BuiltinFunc
+	// Types are the structs the program allocates with bpf_obj_new (and
+	// those their containers hold): each bpf_core_type_id_local load in
+	// Insns holds an index into it. Nil if the program allocates nothing.
+	Types *graph.Table
 }
 
 // PseudoFunc is the Src of an LD_IMM64 that loads the address of a
@@ -224,7 +229,7 @@ func FromCollectionSpec(cs *ebpf.CollectionSpec, objName string, opts *Options) 
 	}
 	sort.Strings(pnames)
 	for _, n := range pnames {
-		ps, err := convertProgram(cs.Programs[n], byObj, opts)
+		ps, err := convertProgram(cs.Programs[n], cs.Types, byObj, opts)
 		if err != nil {
 			return nil, fmt.Errorf("program %s: %w", n, err)
 		}

@@ -111,6 +111,9 @@ func (a arrayOps) update(m *Map, key, value []byte, flags uint64) error {
 	default:
 		m.copyIn(p, value)
 	}
+	// An overwritten value loses its containers' contents, as in the
+	// kernel (bpf_obj_free_fields after the copy).
+	m.drainValue(p)
 	return nil
 }
 

@@ -43,7 +43,9 @@ const noLock = ^uint32(0)
 //	128 Watch u64       the map's event log for watchers (watchLog), 0 until the first Watch
 //	136 Format u64      a block describing the key and value types (JSON), 0 if unknown
 //	144 FormatLen u32
-//	148 (reserved to 256)
+//	148 (padding) u32
+//	152 Graph u64       the value's graph type table (graph.Table), 0 without containers
+//	160 (reserved to 256)
 type desc struct {
 	Magic      uint32
 	Version    uint32
@@ -70,7 +72,9 @@ type desc struct {
 	Watch      atomic.Uint64
 	Format     atomic.Uint64
 	FormatLen  atomic.Uint32
-	_          [108]byte
+	_          uint32
+	Graph      uint64
+	_          [96]byte
 }
 
 const descSize = 256

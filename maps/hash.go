@@ -516,6 +516,9 @@ func (h *hashOps) push(m *Map, head *atomic.Uint64, off uint64) {
 // it then waits in Limbo for a grace period (without prealloc, RCU frees
 // it after one).
 func (h *hashOps) putElem(m *Map, off uint64, retired bool) {
+	if retired {
+		m.drainValue(h.value(m, off)) // deleted, replaced or evicted: its containers go
+	}
 	h.elem(m, off).State.Store(elemFree)
 	if !h.prealloc(m) {
 		if retired {
@@ -559,6 +562,7 @@ func (h *hashOps) fill(m *Map, off uint64, hash uint32, key, value []byte) {
 	if h.perCPU {
 		m.copyInPerCPU(p, value)
 	} else {
+		m.drainValue(p) // a program may have added to a retired element's containers
 		clear(storage(p, m.stride))
 		m.copyIn(p, value)
 	}

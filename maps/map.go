@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"unsafe"
 
+	"github.com/userbpf/userbpf/graph"
 	"github.com/userbpf/userbpf/lock"
 	"github.com/userbpf/userbpf/rcu"
 	"github.com/userbpf/userbpf/shm"
@@ -48,6 +49,8 @@ type Map struct {
 	// Resolved once from ops, so the hot commands do no type assertions.
 	lc  lookupCopier // types whose lookup copies by itself, else nil
 	lru *hashOps     // LRU hashes (program lookups mark elements), else nil
+
+	g mapGraph // the value's containers, if it has any
 }
 
 // Create creates a map in the region and returns a handle on it. Checks
@@ -63,6 +66,9 @@ func Create(r *shm.Region, d *rcu.Domain, spec Spec) (*Map, error) {
 	}
 	if err == nil {
 		err = spec.validateLock()
+	}
+	if err == nil {
+		err = spec.validateGraph()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create map %q: %w", spec.Name, err)
@@ -83,17 +89,32 @@ func Create(r *shm.Region, d *rcu.Domain, spec Spec) (*Map, error) {
 	}
 	dd.NCPU = uint32(r.NumCPU())
 	dd.ID = r.NewObjectID()
+	if spec.Graph != nil {
+		toff, err := graph.Of(r).StoreTable(spec.Graph)
+		if err != nil {
+			r.Free(off)
+			return nil, fmt.Errorf("create map %q: %w", spec.Name, err)
+		}
+		dd.Graph = toff
+		if err := m.loadGraph(); err != nil {
+			r.Free(toff)
+			r.Free(off)
+			return nil, fmt.Errorf("create map %q: %w", spec.Name, err)
+		}
+	}
 	m.loadDesc()
 	m.creating = &spec
 	err = ops.alloc(m)
 	m.creating = nil
 	if err != nil {
+		m.freeGraph()
 		r.Free(off)
 		return nil, fmt.Errorf("create map %q: %w", spec.Name, err)
 	}
 	m.loadDesc() // alloc may adjust max_entries (LRU rounding)
 	if err := r.Publish(shm.Object{Name: spec.Name, Kind: KindMap, Off: off, Size: descSize}); err != nil {
 		ops.free(m)
+		m.freeGraph()
 		r.Free(off)
 		if errors.Is(err, shm.ErrExist) {
 			return nil, fmt.Errorf("create map %q: %w", spec.Name, err)
@@ -171,6 +192,9 @@ func (m *Map) validateDesc() error {
 		return fmt.Errorf("bad sizes")
 	}
 	m.ops = ops
+	if err := m.loadGraph(); err != nil {
+		return err
+	}
 	m.loadDesc() // the geometry checks below use the handle's copies
 	if v, ok := ops.(interface{ validate(*Map) error }); ok {
 		return v.validate(m)

@@ -1,6 +1,10 @@
 package maps
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/userbpf/userbpf/graph"
+)
 
 // Spec describes a map to create. It is plain data; Create validates it in
 // the kernel's order and returns the kernel's errno for the first problem.
@@ -22,6 +26,11 @@ type Spec struct {
 	// (from the value's BTF, or given by hand).
 	HasLock    bool
 	LockOffset uint32
+	// Graph describes the containers (bpf_rb_root, bpf_list_head) in the
+	// value, if any: Graph.Types[0] is the value type, the others the
+	// types its containers hold. Values with containers need the lock
+	// that guards them (HasLock) and an ARRAY, HASH or LRU_HASH map.
+	Graph *graph.Table
 	// InnerMap is the template for the inner maps of ARRAY_OF_MAPS and
 	// HASH_OF_MAPS (the kernel's inner_map_fd): inner maps must have its
 	// type, key and value sizes, flags and (unless it has BPF_F_INNER_MAP)
@@ -92,6 +101,26 @@ func (s *Spec) validateLock() error {
 	}
 	if s.Flags&(FlagRdOnlyProg|FlagWrOnlyProg) != 0 {
 		return fmt.Errorf("%w: BPF_F_RDONLY_PROG/WRONLY_PROG on a value with a bpf_spin_lock", ErrAccess)
+	}
+	return nil
+}
+
+// validateGraph checks the value's containers against the map.
+func (s *Spec) validateGraph() error {
+	if s.Graph == nil {
+		return nil
+	}
+	if s.Type != Array && s.Type != Hash && s.Type != LRUHash {
+		return fmt.Errorf("%w: bpf_rb_root/bpf_list_head in a %s map's value", ErrOpNotSupported, s.Type)
+	}
+	if err := s.Graph.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	vt := &s.Graph.Types[0]
+	lock, ok := vt.Lock()
+	if vt.Size != s.ValueSize || len(vt.Roots()) == 0 || !ok || !s.HasLock || lock != s.LockOffset {
+		return fmt.Errorf("%w: graph value type (%d bytes, lock %d/%v) does not match the map (%d bytes, lock %d/%v)",
+			ErrInvalid, vt.Size, lock, ok, s.ValueSize, s.LockOffset, s.HasLock)
 	}
 	return nil
 }

@@ -10,15 +10,25 @@ func storage(p unsafe.Pointer, n uint32) []byte { return unsafe.Slice((*byte)(p)
 // fields.
 func (m *Map) copyOut(dst []byte, p unsafe.Pointer) {
 	copy(dst, storage(p, m.valueSize))
+	if m.g.table != nil {
+		for _, s := range m.g.skip {
+			clear(dst[s[0]:s[1]])
+		}
+		return
+	}
 	if m.lockOff != noLock {
 		clear(dst[m.lockOff : m.lockOff+4])
 	}
 }
 
 // copyIn copies src (value_size bytes) into the stored value at p without
-// touching its lock word (copy_map_value).
+// touching its lock word or containers (copy_map_value).
 func (m *Map) copyIn(p unsafe.Pointer, src []byte) {
 	v := storage(p, m.valueSize)
+	if m.g.table != nil {
+		m.copySkipping(v, src)
+		return
+	}
 	if m.lockOff == noLock {
 		copy(v, src)
 		return

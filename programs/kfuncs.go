@@ -15,6 +15,17 @@ var kfuncIDs = map[string]int32{
 	"bpf_iter_num_new":     1,
 	"bpf_iter_num_next":    2,
 	"bpf_iter_num_destroy": 3,
+
+	"bpf_obj_new_impl":          10,
+	"bpf_obj_drop_impl":         11,
+	"bpf_refcount_acquire_impl": 12,
+	"bpf_list_push_front_impl":  13,
+	"bpf_list_push_back_impl":   14,
+	"bpf_list_pop_front":        15,
+	"bpf_list_pop_back":         16,
+	"bpf_rbtree_add_impl":       17,
+	"bpf_rbtree_first":          18,
+	"bpf_rbtree_remove":         19,
 }
 
 // KfuncID resolves a kfunc name (for loader.Program.ResolveKfuncs).
@@ -29,6 +40,17 @@ func Kfuncs() vm.KfuncTable {
 		1: kfIterNumNew,
 		2: kfIterNumNext,
 		3: kfIterNumDestroy,
+
+		10: kfObjNew,
+		11: kfObjDrop,
+		12: kfRefcountAcquire,
+		13: kfListPushFront,
+		14: kfListPushBack,
+		15: kfListPopFront,
+		16: kfListPopBack,
+		17: kfRBTreeAdd,
+		18: kfRBTreeFirst,
+		19: kfRBTreeRemove,
 	}
 }
 

@@ -34,5 +34,8 @@ func helperSpinUnlock(m *vm.Machine, addr, _, _, _, _ uint64) (uint64, error) {
 	}
 	h.locked = nil
 	l.Unlock()
+	if len(h.g.refs) > 0 {
+		h.graphUnlocked(m)
+	}
 	return 0, nil
 }

@@ -23,6 +23,7 @@ type Program struct {
 	rcu    *rcu.Domain
 	vm     *vm.Program
 	maps   []*maps.Map
+	graph  *progGraph // nil if the program uses no graph types or containers
 
 	runners sync.Pool // *runner
 	rings   ringCache
@@ -74,6 +75,11 @@ func Open(r *shm.Region, d *rcu.Domain, name string) (*Program, error) {
 		}
 		p.vm.Maps[i] = ref
 	}
+	if g, err := newProgGraph(p, s.types); err != nil {
+		return nil, fmt.Errorf("open program %q: %w", name, err)
+	} else if g.types != 0 || len(g.maps) > 0 {
+		p.graph = g
+	}
 	if err := vm.Validate(p.vm); err != nil {
 		return nil, fmt.Errorf("open program %q: %w", name, err)
 	}
@@ -90,6 +96,7 @@ func Open(r *shm.Region, d *rcu.Domain, name string) (*Program, error) {
 		m.Trace = traceTo(r, d)
 		m.Host = &rn.h
 		rn.h.readerSlot = -1
+		rn.h.graph = p.graph
 		if rd, err := d.NewReader(); err == nil {
 			rn.rd = rd
 			rn.h.readerSlot = rd.Slot()

@@ -32,6 +32,10 @@ type run struct {
 	// during the callback.
 	dyn       [2]uint64
 	dynSample []byte
+	// graph is the program's graph types and maps (nil without), g the
+	// objects this run holds references on.
+	graph *progGraph
+	g     graphRun
 }
 
 type reservation struct {
@@ -54,6 +58,9 @@ func (r *run) cleanup() (leftLock bool, leftRecords int) {
 	}
 	leftRecords = len(r.reserved)
 	r.reserved = r.reserved[:0]
+	if len(r.g.refs) > 0 {
+		r.graphCleanup() // owned objects dropped, non-owning references ended
+	}
 	return leftLock, leftRecords
 }
 

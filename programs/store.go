@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/userbpf/userbpf/graph"
 	"github.com/userbpf/userbpf/shm"
 	"github.com/userbpf/userbpf/vm"
 )
@@ -25,7 +26,9 @@ const KindProgram = 2
 //	40  AbortLimit u32 disable the program after this many faults; 0: never (atomic)
 //	44  FaultState u32 bit 31 disabled; bits 24-30 the last fault's FaultKind;
 //	                   bits 0-23 its instruction index (atomic)
-//	48  (reserved, 16 bytes)
+//	48  Types u64      the graph type table of the structs the program
+//	                   allocates (bpf_obj_new), 0 if none
+//	56  (reserved, 8 bytes)
 //	64  Insns [NInsns × 8]   the instructions, encoded as on the wire
 //	…   Maps [NMaps × 128]   {Flags u32, NameLen u32, Name [120]}: the maps
 //	                          Program.Maps[i] names, by region name
@@ -55,6 +58,13 @@ type StoredMap struct {
 // Store writes a program (its instructions and the names of its maps) to
 // the region under name. Loading the same name twice is ErrExist.
 func Store(r *shm.Region, name string, typ uint32, insns []vm.Insn, ms []StoredMap) error {
+	return StoreWithTypes(r, name, typ, insns, ms, nil)
+}
+
+// StoreWithTypes is Store for a program that allocates objects: types
+// (loader.ProgramSpec.Types) is stored with it, and its
+// bpf_core_type_id_local loads index into it.
+func StoreWithTypes(r *shm.Region, name string, typ uint32, insns []vm.Insn, ms []StoredMap, types *graph.Table) error {
 	if len(insns) == 0 || len(insns) > maxProgInsns || len(ms) > maxProgMaps {
 		return fmt.Errorf("store program %q: %w: %d instructions, %d maps", name, shm.ErrInvalid, len(insns), len(ms))
 	}
@@ -71,6 +81,7 @@ func Store(r *shm.Region, name string, typ uint32, insns []vm.Insn, ms []StoredM
 	le.PutUint32(b[12:], uint32(len(ms)))
 	le.PutUint32(b[16:], typ)
 	le.PutUint32(b[20:], r.NewObjectID())
+
 	copy(b[progHeader:], vm.Encode(insns))
 	for i, m := range ms {
 		rec := b[progHeader+8*len(insns)+progMapRecord*i:][:progMapRecord]
@@ -89,7 +100,18 @@ func Store(r *shm.Region, name string, typ uint32, insns []vm.Insn, ms []StoredM
 		le.PutUint32(rec[4:], uint32(len(m.Name)))
 		copy(rec[8:], m.Name)
 	}
+	if types != nil {
+		toff, err := graph.Of(r).StoreTable(types)
+		if err != nil {
+			r.Free(off)
+			return fmt.Errorf("store program %q: %w", name, err)
+		}
+		le.PutUint64(b[48:], toff)
+	}
 	if err := r.Publish(shm.Object{Name: name, Kind: KindProgram, Off: off, Size: size}); err != nil {
+		if t := le.Uint64(b[48:]); t != 0 {
+			r.Free(t)
+		}
 		r.Free(off)
 		return fmt.Errorf("store program %q: %w", name, err)
 	}
@@ -103,6 +125,7 @@ type stored struct {
 	id    uint32
 	insns []vm.Insn
 	maps  []StoredMap
+	types uint64 // graph type table, 0 if none
 }
 
 // readStored reads and validates the program record called name: another
@@ -129,7 +152,7 @@ func readStored(r *shm.Region, name string) (*stored, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open program %q: %w: %v", name, shm.ErrCorrupt, err)
 	}
-	s := &stored{off: o.Off, typ: le.Uint32(b[16:]), id: le.Uint32(b[20:]), insns: insns}
+	s := &stored{off: o.Off, typ: le.Uint32(b[16:]), id: le.Uint32(b[20:]), insns: insns, types: le.Uint64(b[48:])}
 	for i := 0; i < int(nm); i++ {
 		rec := b[progHeader+8*int(n)+progMapRecord*i:][:progMapRecord]
 		f, l := le.Uint32(rec), le.Uint32(rec[4:])
