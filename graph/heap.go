@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/userbpf/userbpf/shm"
@@ -13,6 +14,11 @@ import (
 type Heap struct {
 	r      *shm.Region
 	tables sync.Map // table offset → *Table (tables never change once stored)
+	// lo and top are the heap's used part as last read from the region
+	// (it only grows): ptr checks offsets against them without touching
+	// the shared header, and rereads top only for an offset beyond it.
+	lo  uint64
+	top atomic.Uint64
 }
 
 var heaps sync.Map // *shm.Region → *Heap
@@ -22,7 +28,11 @@ func Of(r *shm.Region) *Heap {
 	if h, ok := heaps.Load(r); ok {
 		return h.(*Heap)
 	}
-	h, _ := heaps.LoadOrStore(r, &Heap{r: r})
+	nh := &Heap{r: r}
+	var top uint64
+	nh.lo, top = r.HeapBounds()
+	nh.top.Store(top)
+	h, _ := heaps.LoadOrStore(r, nh)
 	return h.(*Heap)
 }
 
@@ -83,6 +93,12 @@ func (h *Heap) Table(off uint64) (*Table, error) {
 func (h *Heap) ptr(off, n uint64, what string) unsafe.Pointer {
 	if off == 0 || off%8 != 0 {
 		corrupt("%s at offset %#x", what, off)
+	}
+	if top := h.top.Load(); off >= h.lo && n <= top && off <= top-n {
+		return h.r.Pointer(off)
+	}
+	if _, top := h.r.HeapBounds(); top > h.top.Load() {
+		h.top.Store(top) // another process grew the heap: a later offset may be fine
 	}
 	b, err := h.r.Bytes(off, n)
 	if err != nil {

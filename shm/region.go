@@ -357,6 +357,12 @@ func (r *Region) Counter(c Counter) *atomic.Uint64 { return &r.hdr.Counters[c] }
 // that off (and what it reads) lies in a block it owns or holds.
 func (r *Region) Pointer(off uint64) unsafe.Pointer { return unsafe.Add(r.base, off) }
 
+// HeapBounds returns the heap's used part as offsets [lo, top). The heap
+// only grows, so a top read once stays a safe bound for the mapping's life.
+func (r *Region) HeapBounds() (lo, top uint64) {
+	return r.hdrCopy.heapOff, r.hdrCopy.heapOff + r.brk()*SpanSize
+}
+
 // Bytes returns the n bytes at off, checked to lie in the heap's used part.
 func (r *Region) Bytes(off, n uint64) ([]byte, error) {
 	if r.closed.Load() {
