@@ -12,6 +12,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/userbpf/userbpf/maps"
+	"github.com/userbpf/userbpf/verifier"
 	"github.com/userbpf/userbpf/vm"
 )
 
@@ -25,12 +26,12 @@ func KnownHelper(fn asm.BuiltinFunc) bool {
 	return fn > 0 && !strings.HasPrefix(fn.String(), "BuiltinFunc(")
 }
 
-func convertProgram(ps *ebpf.ProgramSpec, byObj map[string]*MapSpec, opts *Options) (*ProgramSpec, error) {
+func convertProgram(ps *ebpf.ProgramSpec, byObj map[string]*MapSpec, opts *Options, types *btf.Spec) (*ProgramSpec, error) {
 	if ps.Type == ebpf.UnspecifiedProgram {
 		return nil, fmt.Errorf("%w: section %q (no program type is known for it)", ErrUnsupported, ps.SectionName)
 	}
 	out := &ProgramSpec{Name: ps.Name, Section: ps.SectionName, Type: ps.Type, AttachType: ps.AttachType,
-		License: ps.License, Kfuncs: map[int]string{}}
+		License: ps.License, Kfuncs: map[int]string{}, Funcs: map[int]verifier.Func{}, ObjTypes: map[int]btf.Type{}}
 	insns := slices.Clone(ps.Instructions)
 	known := opts.Helper
 	if known == nil {
@@ -61,7 +62,13 @@ func convertProgram(ps *ebpf.ProgramSpec, byObj map[string]*MapSpec, opts *Optio
 	for i := range insns {
 		ins := &insns[i]
 		at := raw[i]
+		recordSource(out, ins, at)
 		if rel := btf.CORERelocationMetadata(ins); rel != nil {
+			if t, id, ok := localTypeID(rel, types); ok {
+				out.ObjTypes[at] = t
+				ins.Constant = int64(id)
+				continue
+			}
 			return nil, fmt.Errorf("instruction %d: %w: CO-RE relocation %s (there is no kernel BTF to relocate against)", at, ErrUnsupported, rel)
 		}
 		ref := ins.Reference()

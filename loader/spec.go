@@ -16,6 +16,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/userbpf/userbpf/maps"
+	"github.com/userbpf/userbpf/verifier"
 	"github.com/userbpf/userbpf/vm"
 )
 
@@ -52,6 +53,8 @@ type ObjectSpec struct {
 	Maps []*MapSpec
 	// Programs are the object's programs, by name.
 	Programs map[string]*ProgramSpec
+	// types is the object's BTF (graph fields, bpf_obj_new types).
+	types *btf.Spec
 }
 
 // MapSpec is one map of an object.
@@ -106,6 +109,16 @@ type ProgramSpec struct {
 	Kfuncs map[int]string
 	// Helpers are the helpers the program calls, sorted.
 	Helpers []asm.BuiltinFunc
+	// Lines is the BTF line info: Lines[i] is the source line instruction
+	// i starts (zero where the object has none).
+	Lines []verifier.Line
+	// Funcs are the functions' entry instructions (the program's own at 0
+	// and its subprograms).
+	Funcs map[int]verifier.Func
+	// ObjTypes are the types of bpf_obj_new: the instruction of each
+	// CO-RE local_type_id relocation → the type it names (its Imm holds
+	// the type's id in the object's BTF).
+	ObjTypes map[int]btf.Type
 }
 
 // PseudoFunc is the Src of an LD_IMM64 that loads the address of a
@@ -186,7 +199,7 @@ func FromCollectionSpec(cs *ebpf.CollectionSpec, objName string, opts *Options) 
 	if err := setConstants(cs, opts.Constants); err != nil {
 		return nil, err
 	}
-	o := &ObjectSpec{Name: sanitize(objName), Programs: map[string]*ProgramSpec{}}
+	o := &ObjectSpec{Name: sanitize(objName), Programs: map[string]*ProgramSpec{}, types: cs.Types}
 	names := make([]string, 0, len(cs.Maps))
 	for n := range cs.Maps {
 		names = append(names, n)
@@ -224,7 +237,7 @@ func FromCollectionSpec(cs *ebpf.CollectionSpec, objName string, opts *Options) 
 	}
 	sort.Strings(pnames)
 	for _, n := range pnames {
-		ps, err := convertProgram(cs.Programs[n], byObj, opts)
+		ps, err := convertProgram(cs.Programs[n], byObj, opts, cs.Types)
 		if err != nil {
 			return nil, fmt.Errorf("program %s: %w", n, err)
 		}

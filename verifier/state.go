@@ -1,0 +1,196 @@
+package verifier
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/userbpf/userbpf/vm"
+)
+
+// slotCount is the number of 8-byte slots in a stack frame.
+const slotCount = vm.StackSize / 8
+
+// slot is 8 bytes of a stack frame: which bytes are initialised, and the
+// register spilled there by an aligned 8-byte store, if any.
+type slot struct {
+	init  uint8 // bit i: byte i of the slot was written
+	spill reg   // k != kNone when the slot holds a spilled register
+}
+
+// frame is one call frame: registers and stack.
+type frame struct {
+	regs  [11]reg
+	stack [slotCount]slot
+	// ret is the instruction the frame returns to (its call + 1), or -1
+	// for the program's own frame; callback frames return to their
+	// helper's call + 1 as well, with cb set.
+	ret int
+	cb  *callback
+}
+
+// callback describes the helper or kfunc a callback frame runs under.
+type callback struct {
+	call int    // the helper or kfunc call instruction
+	name string // for messages
+	less bool   // bpf_rbtree_add's less: must not unlock, returns a bool
+	args [5]reg // R1-R5 at its entry
+}
+
+// acquired is a reference the program must release: a ring-buffer record,
+// an allocated object, an open iterator.
+type acquired struct {
+	id   uint32
+	at   int    // instruction that acquired it
+	what string // "bpf_obj_new object", "ring buffer record"…
+}
+
+// lockState is the bpf_spin_lock the program holds, if any.
+type lockState struct {
+	held bool
+	at   int      // insn of the bpf_spin_lock call
+	m    *Map     // lock in a value of m…
+	obj  *ObjType // …or in an allocated object
+	id   uint32   // the value or object instance
+}
+
+// state is the abstract machine state at one instruction.
+type state struct {
+	frames []*frame
+	lock   lockState
+	refs   []acquired // sorted by id
+}
+
+func (s *state) cur() *frame { return s.frames[len(s.frames)-1] }
+
+func (s *state) clone() *state {
+	c := &state{frames: make([]*frame, len(s.frames)), lock: s.lock, refs: slices.Clone(s.refs)}
+	for i, f := range s.frames {
+		nf := *f
+		c.frames[i] = &nf
+	}
+	return c
+}
+
+func (s *state) hasRef(id uint32) bool {
+	for _, a := range s.refs {
+		if a.id == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *state) addRef(a acquired) {
+	if s.hasRef(a.id) {
+		return
+	}
+	s.refs = append(s.refs, a)
+	slices.SortFunc(s.refs, func(x, y acquired) int { return int(x.id) - int(y.id) })
+}
+
+func (s *state) dropRef(id uint32) {
+	s.refs = slices.DeleteFunc(s.refs, func(a acquired) bool { return a.id == id })
+}
+
+// eachReg calls f on every register and spilled slot of every frame.
+func (s *state) eachReg(f func(r *reg)) {
+	for _, fr := range s.frames {
+		for i := range fr.regs {
+			f(&fr.regs[i])
+		}
+		for i := range fr.stack {
+			if fr.stack[i].spill.k != kNone {
+				f(&fr.stack[i].spill)
+			}
+		}
+	}
+}
+
+// mergeConflict says why two states cannot be joined (a lock or a
+// reference held on one path and not on the other), or "".
+func mergeConflict(a, b *state) (string, error) {
+	if a.lock != b.lock {
+		l := a.lock
+		if !l.held {
+			l = b.lock
+		}
+		return fmt.Sprintf("the bpf_spin_lock taken at insn %d is held on one path to here and not on another: unlock it on every path", l.at), ErrLockHeld
+	}
+	if !slices.Equal(a.refs, b.refs) {
+		x, y := a.refs, b.refs
+		for _, r := range x {
+			if !slices.Contains(y, r) {
+				return fmt.Sprintf("the %s acquired at insn %d is released on one path to here and not on another", r.what, r.at), ErrRefLeak
+			}
+		}
+		for _, r := range y {
+			if !slices.Contains(x, r) {
+				return fmt.Sprintf("the %s acquired at insn %d is released on one path to here and not on another", r.what, r.at), ErrRefLeak
+			}
+		}
+	}
+	return "", nil
+}
+
+// join returns the least upper bound of old and s (same frames, lock and
+// references), and whether it differs from old.
+func join(old, s *state) (*state, bool) {
+	changed := false
+	out := old.clone()
+	for i, f := range out.frames {
+		g := s.frames[i]
+		for r := range f.regs {
+			j := joinReg(f.regs[r], g.regs[r])
+			if j != f.regs[r] {
+				f.regs[r] = j
+				changed = true
+			}
+		}
+		for k := range f.stack {
+			a, b := f.stack[k], g.stack[k]
+			n := slot{init: a.init & b.init}
+			if a.spill.k != kNone && b.spill.k != kNone {
+				n.spill = joinReg(a.spill, b.spill)
+			}
+			if n != a {
+				f.stack[k] = n
+				changed = true
+			}
+		}
+	}
+	return out, changed
+}
+
+// String formats the current frame's registers for the log.
+func (s *state) String() string {
+	var b strings.Builder
+	f := s.cur()
+	for i, r := range f.regs {
+		if r.k == kNone {
+			continue
+		}
+		fmt.Fprintf(&b, " R%d=%v", i, r)
+	}
+	for i := slotCount - 1; i >= 0; i-- {
+		sl := f.stack[i]
+		switch {
+		case sl.spill.k != kNone:
+			fmt.Fprintf(&b, " fp%d=%v", (i-slotCount)*8, sl.spill)
+		case sl.init == 0xff:
+			fmt.Fprintf(&b, " fp%d=data", (i-slotCount)*8)
+		case sl.init != 0:
+			fmt.Fprintf(&b, " fp%d=data(%08b)", (i-slotCount)*8, sl.init)
+		}
+	}
+	if s.lock.held {
+		fmt.Fprintf(&b, " locked(insn %d)", s.lock.at)
+	}
+	for _, a := range s.refs {
+		fmt.Fprintf(&b, " ref%d(insn %d)", a.id, a.at)
+	}
+	if len(s.frames) > 1 {
+		fmt.Fprintf(&b, " frame=%d", len(s.frames)-1)
+	}
+	return b.String()
+}
