@@ -14,7 +14,7 @@ func (v *verifier) callHelper(ctx, pc int, id int32, st *state) ([]cont, error) 
 	if p == nil {
 		return nil, v.errAt(pc, ErrBadCall, fmt.Sprintf("call of helper %d, which userbpf does not implement", id))
 	}
-	if st.lock.held && !p.lockOK {
+	if st.lock.held && !p.lockOK && id != vm.FnSpinLock {
 		return nil, v.errAt(pc, ErrLockHeld, fmt.Sprintf("call of %s while the bpf_spin_lock taken at insn %d is held: only bpf_spin_unlock and graph kfuncs may be called in the critical section", p.name, st.lock.at))
 	}
 	if id == vm.FnTailCall && len(st.refs) > 0 {

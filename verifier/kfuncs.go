@@ -241,7 +241,7 @@ func kfRBRemove(v *verifier, k *kcall) ([]cont, error) {
 		return nil, k.fail(v, ErrNullCheck, 2, "is %s: check it for NULL first", n.typeName())
 	}
 	// Other non-owning references may alias the removed node.
-	invalidateNonOwning(k.st, k.pc, 0)
+	invalidateNonOwning(k.st, k.pc, 0, goneRemove)
 	if n.own {
 		v.release(k.st, n.ref, k.pc)
 	}

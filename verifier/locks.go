@@ -80,17 +80,17 @@ func (v *verifier) spinUnlock(pc int, st *state, r reg) error {
 		return v.errAt(pc, ErrLock, fmt.Sprintf("bpf_spin_unlock of another lock than the one taken at insn %d", st.lock.at))
 	}
 	st.lock = lockState{}
-	invalidateNonOwning(st, pc, 0)
+	invalidateNonOwning(st, pc, 0, goneUnlock)
 	return nil
 }
 
 // invalidateNonOwning ends every non-owning object reference (after
 // bpf_spin_unlock, or a removal from a graph), except those of object
 // identity keep.
-func invalidateNonOwning(st *state, pc int, keep uint32) {
+func invalidateNonOwning(st *state, pc int, keep uint32, why int64) {
 	st.eachReg(func(x *reg) {
 		if x.k == kObj && !x.own && (keep == 0 || x.id != keep) {
-			*x = reg{k: kGone, off: int64(pc)}
+			*x = reg{k: kGone, off: int64(pc), size: why}
 		}
 	})
 }

@@ -280,5 +280,19 @@ func (v *verifier) stackInit(pc int, f *frame, o, size int64, who string) error 
 
 // goneErr reports a use of an invalidated reference.
 func (v *verifier) goneErr(pc int, regno uint8, r reg) error {
-	return v.errAt(pc, ErrRefInvalid, fmt.Sprintf("R%d is a reference that was released or invalidated at insn %d (bpf_spin_unlock ends non-owning references; a released object may not be used again)", regno, r.off))
+	why := "was released (dropped, pushed, submitted or discarded)"
+	switch r.size {
+	case goneUnlock:
+		why = "was a non-owning reference, which bpf_spin_unlock ends"
+	case goneRemove:
+		why = "was a non-owning reference, which a removal from the tree ends"
+	}
+	return v.errAt(pc, ErrRefInvalid, fmt.Sprintf("R%d %s at insn %d: it may not be used after that", regno, why, r.off))
 }
+
+// Why a reference is gone (reg.size of a kGone value).
+const (
+	goneReleased = iota
+	goneUnlock
+	goneRemove
+)

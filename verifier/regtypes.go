@@ -53,8 +53,8 @@ type reg struct {
 	own    bool // kObj: an owning reference (must be released)
 	ro     bool // kMem: read-only
 	frame  uint8
-	off    int64 // pointer offset, scalar value, kFunc entry, kGone insn
-	size   int64 // kMem: bytes
+	off    int64  // pointer offset, scalar value, kFunc entry, kGone insn
+	size   int64  // kMem: bytes
 	id     uint32 // NULL-check identity; the value instance for locks
 	ref    uint32 // the acquired reference this register holds (0: none)
 	m      *Map

@@ -59,12 +59,13 @@ type state struct {
 	frames []*frame
 	lock   lockState
 	refs   []acquired // sorted by id
+	from   int        // the instruction this state comes from (for messages)
 }
 
 func (s *state) cur() *frame { return s.frames[len(s.frames)-1] }
 
 func (s *state) clone() *state {
-	c := &state{frames: make([]*frame, len(s.frames)), lock: s.lock, refs: slices.Clone(s.refs)}
+	c := &state{frames: make([]*frame, len(s.frames)), lock: s.lock, refs: slices.Clone(s.refs), from: s.from}
 	for i, f := range s.frames {
 		nf := *f
 		c.frames[i] = &nf
@@ -107,30 +108,26 @@ func (s *state) eachReg(f func(r *reg)) {
 	}
 }
 
-// mergeConflict says why two states cannot be joined (a lock or a
-// reference held on one path and not on the other), or "".
-func mergeConflict(a, b *state) (string, error) {
+// mergeConflict says why two states meeting at instruction at cannot be
+// joined (a lock or a reference held on one path and not on the other):
+// the message, its sentinel, and the instruction of the path that still
+// holds it (the one to fix).
+func mergeConflict(a, b *state, at int) (string, error, int) {
 	if a.lock != b.lock {
-		l := a.lock
-		if !l.held {
-			l = b.lock
+		bad := a
+		if !bad.lock.held {
+			bad = b
 		}
-		return fmt.Sprintf("the bpf_spin_lock taken at insn %d is held on one path to here and not on another: unlock it on every path", l.at), ErrLockHeld
+		return fmt.Sprintf("this path reaches insn %d with the bpf_spin_lock taken at insn %d held, another path unlocked it: unlock it on every path", at, bad.lock.at), ErrLockHeld, bad.from
 	}
-	if !slices.Equal(a.refs, b.refs) {
-		x, y := a.refs, b.refs
-		for _, r := range x {
-			if !slices.Contains(y, r) {
-				return fmt.Sprintf("the %s acquired at insn %d is released on one path to here and not on another", r.what, r.at), ErrRefLeak
-			}
-		}
-		for _, r := range y {
-			if !slices.Contains(x, r) {
-				return fmt.Sprintf("the %s acquired at insn %d is released on one path to here and not on another", r.what, r.at), ErrRefLeak
+	for _, p := range [2][2]*state{{a, b}, {b, a}} {
+		for _, r := range p[0].refs {
+			if !slices.Contains(p[1].refs, r) {
+				return fmt.Sprintf("this path reaches insn %d without releasing the %s acquired at insn %d, another path released it: %s", at, r.what, r.at, releaseHint(r.what)), ErrRefLeak, p[0].from
 			}
 		}
 	}
-	return "", nil
+	return "", nil, 0
 }
 
 // join returns the least upper bound of old and s (same frames, lock and

@@ -3,7 +3,6 @@ package verifier
 import (
 	"fmt"
 	"io"
-
 )
 
 // Options tune verification. The zero value is valid.
@@ -38,8 +37,8 @@ type verifier struct {
 	log io.Writer
 	cfg *cfg
 
-	ctxs   []ctxKey        // call contexts: ctxs[0] is the program's own
-	ctxIdx map[ctxKey]int  // context → index
+	ctxs   []ctxKey         // call contexts: ctxs[0] is the program's own
+	ctxIdx map[ctxKey]int   // context → index
 	states []map[int]*state // per context: state at each merge point
 	ids    map[[2]int]uint32
 	work   []cont
@@ -117,8 +116,8 @@ func (v *verifier) walk(c cont) error {
 		if v.isMerge(pc) {
 			old := v.states[ctx][pc]
 			if old != nil {
-				if msg, sentinel := mergeConflict(old, st); msg != "" {
-					return v.errAt(pc, sentinel, msg)
+				if msg, sentinel, from := mergeConflict(old, st, pc); msg != "" {
+					return v.errAt(from, sentinel, msg)
 				}
 				j, changed := join(old, st)
 				if !changed {
@@ -133,6 +132,7 @@ func (v *verifier) walk(c cont) error {
 		if v.steps > maxSteps {
 			return v.errAt(pc, ErrTooComplex, fmt.Sprintf("the analysis processed %d instructions without reaching a fixpoint", maxSteps))
 		}
+		st.from = pc
 		next, err := v.step(ctx, pc, st)
 		if v.log != nil {
 			v.trace(pc, st, err)
@@ -236,4 +236,3 @@ func clobberCallerSaved(f *frame) {
 		f.regs[r] = reg{}
 	}
 }
-
