@@ -16,9 +16,9 @@ import (
 
 // Raw instructions for the programs clang will not write.
 func mov(dst uint8, imm int32) vm.Insn { return vm.Insn{Op: 0xb7, Dst: dst, Imm: imm} }
-func movX(dst, src uint8) vm.Insn    { return vm.Insn{Op: 0xbf, Dst: dst, Src: src} }
-func exit() vm.Insn                  { return vm.Insn{Op: 0x95} }
-func ja(off int16) vm.Insn           { return vm.Insn{Op: 0x05, Off: off} }
+func movX(dst, src uint8) vm.Insn      { return vm.Insn{Op: 0xbf, Dst: dst, Src: src} }
+func exit() vm.Insn                    { return vm.Insn{Op: 0x95} }
+func ja(off int16) vm.Insn             { return vm.Insn{Op: 0x05, Off: off} }
 func jeq(dst uint8, imm int32, off int16) vm.Insn {
 	return vm.Insn{Op: 0x15, Dst: dst, Imm: imm, Off: off}
 }
