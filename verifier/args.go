@@ -196,7 +196,7 @@ func (v *verifier) checkMemArg(pc int, st *state, name string, rn int, r reg, si
 		if int(r.frame) >= len(st.frames) {
 			return bad(ErrArg, "points to the stack of a frame that returned")
 		}
-		if r.off < -vm.StackSize || r.off+size > 0 {
+		if r.off < -vm.StackSize || r.off > 0 || size > vm.StackSize || r.off+size > 0 {
 			return bad(ErrArg, "is fp%+d and %s: the range runs outside the stack frame", r.off, why)
 		}
 		f := st.frames[r.frame]

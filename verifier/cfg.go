@@ -139,7 +139,7 @@ func (v *verifier) buildCFG() error {
 			succ = nil
 		case ins.Op&0xf0 == jmpCALL:
 			succ = []int{next}
-			if ins.Src == vm.CallLocal {
+			if ins.Op == opCall && ins.Src == vm.CallLocal {
 				t := i + 1 + int(ins.Imm)
 				g.callees[g.fn[i]] = append(g.callees[g.fn[i]], g.fn[t])
 			}

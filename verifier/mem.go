@@ -239,7 +239,7 @@ func (v *verifier) stackAccess(pc int, st *state, regno uint8, base reg, o, size
 		}
 		return reg{}, v.errAt(pc, ErrMemAccess, fmt.Sprintf("R%d is fp at a variable offset: stack reads need a constant offset", regno))
 	}
-	if o < -vm.StackSize || o+size > 0 {
+	if o < -vm.StackSize || o > 0 || o+size > 0 {
 		return reg{}, v.errAt(pc, ErrMemAccess, fmt.Sprintf("access of %d bytes at fp%+d, outside the %d-byte stack frame", size, o, vm.StackSize))
 	}
 	f := st.frames[base.frame]

@@ -16,6 +16,9 @@ type Options struct {
 // BPF_COMPLEXITY_LIMIT_INSNS).
 const maxSteps = 1_000_000
 
+// maxContexts bounds the distinct call contexts (call paths) analysed.
+const maxContexts = 10_000
+
 // Verify checks p. It returns nil, or an *Error for the first problem
 // found.
 func Verify(p *Program, opts *Options) (err error) {
@@ -43,6 +46,8 @@ type verifier struct {
 	ids    map[[2]int]uint32
 	work   []cont
 	steps  int
+
+	tooComplex bool // set when a limit was hit; walk reports it
 }
 
 // ctxKey is a call context: the context of the caller and the call (or
@@ -83,6 +88,9 @@ func (v *verifier) ctxOf(parent, site int) int {
 	k := ctxKey{parent, site}
 	if i, ok := v.ctxIdx[k]; ok {
 		return i
+	}
+	if len(v.ctxs) >= maxContexts {
+		v.tooComplex = true
 	}
 	v.ctxs = append(v.ctxs, k)
 	v.states = append(v.states, map[int]*state{})
@@ -129,6 +137,9 @@ func (v *verifier) walk(c cont) error {
 			st = st.clone()
 		}
 		v.steps++
+		if v.tooComplex {
+			return v.errAt(pc, ErrTooComplex, fmt.Sprintf("more than %d call paths", maxContexts))
+		}
 		if v.steps > maxSteps {
 			return v.errAt(pc, ErrTooComplex, fmt.Sprintf("the analysis processed %d instructions without reaching a fixpoint", maxSteps))
 		}
