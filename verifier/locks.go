@@ -76,7 +76,7 @@ func (v *verifier) spinUnlock(pc int, st *state, r reg) error {
 	} else {
 		l.m = nil
 	}
-	if l.m != st.lock.m || l.obj != st.lock.obj || l.id != st.lock.id {
+	if l.m != st.lock.m || l.obj != st.lock.obj || (l.id != st.lock.id && st.lock.id != 0 && l.id != 0) {
 		return v.errAt(pc, ErrLock, fmt.Sprintf("bpf_spin_unlock of another lock than the one taken at insn %d", st.lock.at))
 	}
 	st.lock = lockState{}
@@ -130,7 +130,7 @@ func (v *verifier) graphRoot(pc int, st *state, name string, rn int, r reg, want
 	if !l.held {
 		return bad(ErrGraphLock, "is a %s guarded by the bpf_spin_lock of %s: take that lock first", want, what)
 	}
-	same := l.id == r.id && ((r.k == kMapValue && l.m == r.m) || (r.k == kObj && l.obj == r.obj))
+	same := (l.id == r.id || l.id == 0 || r.id == 0) && ((r.k == kMapValue && l.m == r.m) || (r.k == kObj && l.obj == r.obj))
 	if !same {
 		return bad(ErrGraphLock, "is a %s of %s, but the lock held (taken at insn %d) is not the one in that same value", want, what, l.at)
 	}

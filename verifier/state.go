@@ -113,12 +113,15 @@ func (s *state) eachReg(f func(r *reg)) {
 // the message, its sentinel, and the instruction of the path that still
 // holds it (the one to fix).
 func mergeConflict(a, b *state, at int) (string, error, int) {
-	if a.lock != b.lock {
+	if a.lock.held != b.lock.held {
 		bad := a
 		if !bad.lock.held {
 			bad = b
 		}
 		return fmt.Sprintf("this path reaches insn %d with the bpf_spin_lock taken at insn %d held, another path unlocked it: unlock it on every path", at, bad.lock.at), ErrLockHeld, bad.from
+	}
+	if a.lock.m != b.lock.m || a.lock.obj != b.lock.obj {
+		return fmt.Sprintf("this path reaches insn %d holding another bpf_spin_lock (taken at insn %d) than another path (insn %d)", at, b.lock.at, a.lock.at), ErrLock, b.from
 	}
 	for _, p := range [2][2]*state{{a, b}, {b, a}} {
 		for _, r := range p[0].refs {
@@ -135,6 +138,12 @@ func mergeConflict(a, b *state, at int) (string, error, int) {
 func join(old, s *state) (*state, bool) {
 	changed := false
 	out := old.clone()
+	if out.lock.id != s.lock.id && out.lock.id != 0 {
+		// The same map's lock, taken on values from different lookups:
+		// which value is no longer known.
+		out.lock.id = 0
+		changed = true
+	}
 	for i, f := range out.frames {
 		g := s.frames[i]
 		for r := range f.regs {
