@@ -50,13 +50,16 @@ func (v *verifier) alu(pc int, ins vm.Insn, st *state) error {
 			if src.isConst() {
 				return v.setReg(pc, st, ins.Dst, constant(truncate(signExtend(src.off, int(ins.Off)), is64)))
 			}
-			return v.setReg(pc, st, ins.Dst, scalar())
+			return v.setReg(pc, st, ins.Dst, width(scalar(), is64))
 		case is64:
 			return v.setReg(pc, st, ins.Dst, src)
 		case src.isConst():
 			return v.setReg(pc, st, ins.Dst, constant(int64(uint32(src.off))))
 		default:
-			return v.setReg(pc, st, ins.Dst, scalar())
+			if b, ok := src.bound(); ok && b <= 0xffffffff {
+				return v.setReg(pc, st, ins.Dst, atMost(b))
+			}
+			return v.setReg(pc, st, ins.Dst, atMost(0xffffffff))
 		}
 	}
 	dst, err := v.readReg(pc, st, ins.Dst)
@@ -67,7 +70,10 @@ func (v *verifier) alu(pc int, ins vm.Insn, st *state) error {
 		if dst.isConst() && op == aluNEG {
 			return v.setReg(pc, st, ins.Dst, constant(truncate(-dst.off, is64)))
 		}
-		return v.setReg(pc, st, ins.Dst, scalar())
+		if op == aluEND && ins.Imm < 64 && ins.Imm > 0 {
+			return v.setReg(pc, st, ins.Dst, atMost(1<<uint(ins.Imm)-1))
+		}
+		return v.setReg(pc, st, ins.Dst, width(scalar(), is64))
 	}
 	if is64 && (op == aluADD || op == aluSUB) && (dst.k.isPtr() || src.k.isPtr()) {
 		r, err := v.ptrArith(pc, ins, op, dst, src)
@@ -84,7 +90,87 @@ func (v *verifier) alu(pc int, ins vm.Insn, st *state) error {
 			return v.setReg(pc, st, ins.Dst, constant(r))
 		}
 	}
-	return v.setReg(pc, st, ins.Dst, scalar())
+	return v.setReg(pc, st, ins.Dst, width(aluBound(op, dst, src, ins.Off != 0), is64))
+}
+
+// width bounds a 32-bit result (zero-extended) by 2^32-1.
+func width(r reg, is64 bool) reg {
+	if is64 || r.k != kScalar || r.known {
+		return r
+	}
+	if b, ok := r.bound(); ok && b <= 0xffffffff {
+		return r
+	}
+	return atMost(0xffffffff)
+}
+
+// aluBound is an upper bound of dst op src for unknown scalars, where one
+// follows from the operands' bounds (masks, shifts, sums…).
+func aluBound(op uint8, dst, src reg, signed bool) reg {
+	if dst.k != kScalar || src.k != kScalar || signed {
+		return scalar()
+	}
+	db, dok := dst.bound()
+	sb, sok := src.bound()
+	switch op {
+	case aluAND:
+		switch {
+		case dok && sok:
+			return atMost(min(db, sb))
+		case dok:
+			return atMost(db)
+		case sok:
+			return atMost(sb)
+		}
+	case aluRSH:
+		if src.isConst() {
+			sh := uint64(src.off) & 63
+			if dok {
+				return atMost(db >> sh)
+			}
+			if sh > 0 {
+				return atMost(^uint64(0) >> sh)
+			}
+		}
+	case aluLSH:
+		if src.isConst() && dok {
+			sh := uint64(src.off) & 63
+			if (db<<sh)>>sh == db {
+				return atMost(db << sh)
+			}
+		}
+	case aluMOD:
+		if src.isConst() && src.off > 0 {
+			if dok {
+				return atMost(min(db, uint64(src.off)-1))
+			}
+			return atMost(uint64(src.off) - 1)
+		}
+	case aluDIV:
+		if dok {
+			return atMost(db)
+		}
+	case aluADD:
+		if dok && sok && db+sb >= db {
+			return atMost(db + sb)
+		}
+	case aluMUL:
+		if dok && sok && (db == 0 || (db*sb)/db == sb) {
+			return atMost(db * sb)
+		}
+	case aluOR, aluXOR:
+		if dok && sok {
+			m := max(db, sb)
+			n := uint64(1)
+			for n <= m && n != 0 {
+				n <<= 1
+			}
+			if n != 0 {
+				return atMost(n - 1)
+			}
+		}
+	}
+	return scalar()
 }
 
 // ptrArith is pointer ± scalar, scalar + pointer and pointer - pointer.
@@ -118,6 +204,17 @@ func (v *verifier) ptrArith(pc int, ins vm.Insn, op uint8, dst, src reg) (reg, e
 		}
 		p.off += d
 		return p, nil
+	}
+	b, ok := n.bound()
+	switch {
+	case op == aluSUB || !ok:
+		p.bounded, p.umax = false, 0
+	case !p.varOff:
+		p.bounded, p.umax = true, b
+	case p.bounded && p.umax+b >= p.umax:
+		p.umax += b
+	default:
+		p.bounded, p.umax = false, 0
 	}
 	p.varOff = true
 	return p, nil

@@ -87,14 +87,20 @@ func (v *verifier) checkArg(pc int, st *state, p *proto, i int, a argKind, args 
 	case aAny:
 		return nil
 	case aSize, aSizeOrZero:
-		if !r.isConst() {
+		size, ok := r.bound()
+		switch {
+		case r.k != kScalar || (p.constSize && !r.isConst()):
 			return bad(ErrArg, "is %s, expected a constant size", r.typeName())
-		}
-		if r.off < 0 || (a == aSize && r.off == 0) {
+		case !ok || size > 1<<29:
+			return bad(ErrArg, "is a size without an upper bound: bound it (len & MASK, or check len < N first)")
+		case r.isConst() && (r.off < 0 || (a == aSize && r.off == 0)):
 			return bad(ErrArg, "is size %d, expected a size > 0", r.off)
 		}
 		if i > 0 && (p.args[i-1] == aMemRead || p.args[i-1] == aMemWrite) {
-			return v.checkMem(pc, st, p.name, i, args[i-1], r.off, p.args[i-1] == aMemWrite)
+			write := p.args[i-1] == aMemWrite
+			// A write of a variable size initialises no byte for sure.
+			return v.checkMemArg(pc, st, p.name, i, args[i-1], int64(size), write, r.isConst() || !write,
+				fmt.Sprintf("R%d gives up to %d bytes", rn, size))
 		}
 		return nil
 	case aMapPtr:
@@ -115,7 +121,7 @@ func (v *verifier) checkArg(pc int, st *state, p *proto, i int, a argKind, args 
 		if a != aKey {
 			size, what = int64(m.ValueSize), "value"
 		}
-		if err := v.checkMemArg(pc, st, p.name, rn, r, size, a == aValueOut, fmt.Sprintf("map %s's %s is %d bytes", m.Name, what, size)); err != nil {
+		if err := v.checkMemArg(pc, st, p.name, rn, r, size, a == aValueOut, true, fmt.Sprintf("map %s's %s is %d bytes", m.Name, what, size)); err != nil {
 			return err
 		}
 		return nil
@@ -159,17 +165,11 @@ func (v *verifier) checkArg(pc int, st *state, p *proto, i int, a argKind, args 
 	return nil
 }
 
-// checkMem checks a helper's memory argument mem (argument i-1) of size
-// bytes: readable (initialised) unless the helper writes it, and marks
-// written stack bytes initialised.
-func (v *verifier) checkMem(pc int, st *state, name string, i int, mem reg, size int64, write bool) error {
-	return v.checkMemArg(pc, st, name, i, mem, size, write, fmt.Sprintf("R%d gives %d bytes", i+1, size))
-}
-
 // checkMemArg checks that r (register rn) points to size accessible bytes;
 // initialised ones unless write, in which case stack bytes become
-// initialised. why explains the size in messages.
-func (v *verifier) checkMemArg(pc int, st *state, name string, rn int, r reg, size int64, write bool, why string) error {
+// initialised (if mark: the size is exact). why explains the size in
+// messages.
+func (v *verifier) checkMemArg(pc int, st *state, name string, rn int, r reg, size int64, write, mark bool, why string) error {
 	bad := func(sentinel error, format string, x ...any) error {
 		return v.errAt(pc, sentinel, fmt.Sprintf("%s: R%d ", name, rn)+fmt.Sprintf(format, x...))
 	}
@@ -201,6 +201,9 @@ func (v *verifier) checkMemArg(pc int, st *state, name string, rn int, r reg, si
 		}
 		f := st.frames[r.frame]
 		if write {
+			if !mark {
+				return nil
+			}
 			for b := r.off; b < r.off+size; b++ {
 				s := &f.stack[(b+vm.StackSize)/8]
 				s.init |= 1 << ((b + vm.StackSize) % 8)

@@ -37,13 +37,14 @@ const (
 
 // cfg is the control-flow graph of a program.
 type cfg struct {
-	n       int
-	half    []bool  // second half of an LD_IMM64
-	succ    [][]int // successors inside the function (calls fall through)
-	preds   []int   // number of predecessors
-	entries []int   // function entries, sorted; entries[0] == 0
-	fn      []int   // fn[i]: index in entries of the function holding insn i
-	callees [][]int // callees[f]: functions f calls or passes as callbacks
+	n        int
+	half     []bool  // second half of an LD_IMM64
+	succ     [][]int // successors inside the function (calls fall through)
+	preds    []int   // number of predecessors
+	loopHead []bool  // target of a backward jump
+	entries  []int   // function entries, sorted; entries[0] == 0
+	fn       []int   // fn[i]: index in entries of the function holding insn i
+	callees  [][]int // callees[f]: functions f calls or passes as callbacks
 }
 
 // isJump says whether ins is in a jump class.
@@ -60,7 +61,7 @@ func isJump(ins vm.Insn) bool {
 func (v *verifier) buildCFG() error {
 	insns := v.p.Insns
 	n := len(insns)
-	g := &cfg{n: n, half: make([]bool, n), succ: make([][]int, n), preds: make([]int, n)}
+	g := &cfg{n: n, half: make([]bool, n), succ: make([][]int, n), preds: make([]int, n), loopHead: make([]bool, n)}
 	v.cfg = g
 	if n == 0 {
 		return v.errAt(0, ErrInvalidInsn, "the program has no instructions")
@@ -175,6 +176,9 @@ func (v *verifier) buildCFG() error {
 				return v.errAt(i, ErrBadJump, fmt.Sprintf("jump to insn %d, in another function (at insn %d)", s, g.entries[g.fn[s]]))
 			}
 			g.preds[s]++
+			if s <= i {
+				g.loopHead[s] = true
+			}
 		}
 		g.succ[i] = succ
 	}

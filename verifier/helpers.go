@@ -48,6 +48,9 @@ type proto struct {
 	cb func(v *verifier, st *state, args *[5]reg) [5]reg
 	// lockOK says the helper may be called while a lock is held.
 	lockOK bool
+	// constSize says the size argument must be a known constant (it sizes
+	// the memory returned), not just bounded.
+	constSize bool
 }
 
 var noElemMaps = []maps.Type{maps.RingBuf, maps.UserRingBuf, maps.Queue, maps.Stack, maps.BloomFilter, maps.ProgArray}
@@ -76,13 +79,13 @@ var helpers = map[int32]*proto{
 	vm.FnSpinLock:           {name: "bpf_spin_lock", args: [5]argKind{aLock}},
 	vm.FnSpinUnlock:         {name: "bpf_spin_unlock", args: [5]argKind{aLock}, lockOK: true},
 	vm.FnRingbufOutput:      {name: "bpf_ringbuf_output", args: [5]argKind{aMapPtr, aMemRead, aSizeOrZero, aAny}, maps: []maps.Type{maps.RingBuf}},
-	vm.FnRingbufReserve:     {name: "bpf_ringbuf_reserve", args: [5]argKind{aMapPtr, aSize, aAny}, ret: rRecord, maps: []maps.Type{maps.RingBuf}},
+	vm.FnRingbufReserve:     {name: "bpf_ringbuf_reserve", args: [5]argKind{aMapPtr, aSize, aAny}, ret: rRecord, maps: []maps.Type{maps.RingBuf}, constSize: true},
 	vm.FnRingbufSubmit:      {name: "bpf_ringbuf_submit", args: [5]argKind{aRecord, aAny}},
 	vm.FnRingbufDiscard:     {name: "bpf_ringbuf_discard", args: [5]argKind{aRecord, aAny}},
 	vm.FnRingbufQuery:       {name: "bpf_ringbuf_query", args: [5]argKind{aMapPtr, aAny}, maps: []maps.Type{maps.RingBuf}},
 	vm.FnTailCall:           {name: "bpf_tail_call", args: [5]argKind{aCtx, aMapPtr, aAny}, maps: []maps.Type{maps.ProgArray}},
 	fnDynptrRead:            {name: "bpf_dynptr_read", args: [5]argKind{aMemWrite, aSizeOrZero, aDynptr, aAny, aAny}},
-	fnDynptrData:            {name: "bpf_dynptr_data", args: [5]argKind{aDynptr, aAny, aSizeOrZero}, ret: rMemOrNull},
+	fnDynptrData:            {name: "bpf_dynptr_data", args: [5]argKind{aDynptr, aAny, aSizeOrZero}, ret: rMemOrNull, constSize: true},
 	vm.FnKtimeGetNs:         {name: "bpf_ktime_get_ns"},
 	vm.FnKtimeGetBootNs:     {name: "bpf_ktime_get_boot_ns"},
 	vm.FnKtimeGetCoarseNs:   {name: "bpf_ktime_get_coarse_ns"},

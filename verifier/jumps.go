@@ -78,7 +78,60 @@ func (v *verifier) jump(ctx, pc int, ins vm.Insn, st *state) ([]cont, error) {
 			eq.cur().regs[ins.Dst] = constant(src.off)
 		}
 	}
+	// Unsigned comparisons with a constant bound the other side.
+	if dst.k == kScalar && !dst.known && src.isConst() {
+		refine(&other.cur().regs[ins.Dst], op, uint64(src.off), true, is64)
+		refine(&st.cur().regs[ins.Dst], op, uint64(src.off), false, is64)
+	} else if src.k == kScalar && !src.known && dst.isConst() && ins.Op&0x08 != 0 {
+		m := mirror(op)
+		refine(&other.cur().regs[ins.Src], m, uint64(dst.off), true, is64)
+		refine(&st.cur().regs[ins.Src], m, uint64(dst.off), false, is64)
+	}
 	return []cont{{ctx, fall, st}, {ctx, taken, other}}, nil
+}
+
+// refine narrows the bound of scalar r after `r op k` was taken (or not).
+func refine(r *reg, op uint8, k uint64, taken, is64 bool) {
+	if r.k != kScalar || r.known {
+		return
+	}
+	if !is64 {
+		if b, ok := r.bound(); !ok || b > 0xffffffff {
+			return // the comparison saw only the low 32 bits
+		}
+		k = uint64(uint32(k))
+	}
+	var ub uint64
+	switch {
+	case op == jmpJLT && taken, op == jmpJGE && !taken:
+		if k == 0 {
+			return
+		}
+		ub = k - 1
+	case op == jmpJLE && taken, op == jmpJGT && !taken:
+		ub = k
+	default:
+		return
+	}
+	if b, ok := r.bound(); ok && b < ub {
+		ub = b
+	}
+	*r = atMost(ub)
+}
+
+// mirror is the comparison with its operands swapped (k op r ⇔ r op' k).
+func mirror(op uint8) uint8 {
+	switch op {
+	case jmpJLT:
+		return jmpJGT
+	case jmpJGT:
+		return jmpJLT
+	case jmpJLE:
+		return jmpJGE
+	case jmpJGE:
+		return jmpJLE
+	}
+	return 0
 }
 
 // markNull refines a NULL check of p (in register r): on the NULL branch

@@ -83,7 +83,7 @@ func iterSlot(v *verifier, k *kcall, init bool) error {
 		return k.fail(v, ErrArg, 1, "is %s, expected a struct bpf_iter_num on the stack", r.typeName())
 	}
 	name := k.name
-	return v.checkMemArg(k.pc, k.st, name, 1, r, 8, !init, "a struct bpf_iter_num is 8 bytes")
+	return v.checkMemArg(k.pc, k.st, name, 1, r, 8, !init, true, "a struct bpf_iter_num is 8 bytes")
 }
 
 func kfIterNumNew(v *verifier, k *kcall) ([]cont, error) {

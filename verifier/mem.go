@@ -25,8 +25,11 @@ func (v *verifier) ldx(pc int, ins vm.Insn, st *state) error {
 	if err != nil {
 		return err
 	}
-	if mode == modeMEMSX || sizeOf(ins.Op) != 8 {
+	switch size := sizeOf(ins.Op); {
+	case mode == modeMEMSX:
 		x = scalar()
+	case size != 8:
+		x = atMost(1<<(8*uint(size)) - 1)
 	}
 	return v.setReg(pc, st, ins.Dst, x)
 }
@@ -158,8 +161,14 @@ func (v *verifier) access(pc int, st *state, regno uint8, base reg, off, size in
 	}
 	special := func(fs []Field, hasLock bool, lockOff uint32, what string) error {
 		if base.varOff {
-			if hasLock || len(fs) > 0 {
-				return v.errAt(pc, ErrSpecialField, fmt.Sprintf("R%d is %s at a variable offset and %s holds special fields (a bpf_spin_lock or graph root): access it at constant offsets", regno, base, what))
+			if !hasLock && len(fs) == 0 {
+				return nil
+			}
+			if !base.bounded || base.umax > 1<<31 {
+				return v.errAt(pc, ErrSpecialField, fmt.Sprintf("R%d is %s at an unbounded variable offset and %s holds special fields (a bpf_spin_lock or graph root): bound the index (i & MASK, i < N)", regno, base, what))
+			}
+			if f, ok := overlapsSpecial(fs, hasLock, lockOff, o, int64(base.umax)+size); ok {
+				return v.errAt(pc, ErrSpecialField, fmt.Sprintf("%s offsets %d..%d of %s may overlap its %s: use the bpf_spin_lock helpers and graph kfuncs, not loads and stores", verb, o, o+int64(base.umax)+size-1, what, f))
 			}
 			return nil
 		}

@@ -50,18 +50,36 @@ type reg struct {
 	null   bool // may be NULL (a lookup or allocation result not yet checked)
 	varOff bool // a variable was added: off is only the constant part
 	known  bool // kScalar: off is the value
-	own    bool // kObj: an owning reference (must be released)
-	ro     bool // kMem: read-only
-	frame  uint8
-	off    int64  // pointer offset, scalar value, kFunc entry, kGone insn
-	size   int64  // kMem: bytes
-	id     uint32 // NULL-check identity; the value instance for locks
-	ref    uint32 // the acquired reference this register holds (0: none)
-	m      *Map
-	obj    *ObjType
+	// bounded: umax is an upper bound (unsigned) of a scalar, or of the
+	// variable part of a pointer's offset (varOff).
+	bounded bool
+	umax    uint64
+	own     bool // kObj: an owning reference (must be released)
+	ro      bool // kMem: read-only
+	frame   uint8
+	off     int64  // pointer offset, scalar value, kFunc entry, kGone insn
+	size    int64  // kMem: bytes
+	id      uint32 // NULL-check identity; the value instance for locks
+	ref     uint32 // the acquired reference this register holds (0: none)
+	m       *Map
+	obj     *ObjType
 }
 
 func scalar() reg           { return reg{k: kScalar} }
+func atMost(max uint64) reg { return reg{k: kScalar, bounded: true, umax: max} }
+
+// bound is an unsigned upper bound of a scalar, if one is known.
+func (r reg) bound() (uint64, bool) {
+	switch {
+	case r.k != kScalar:
+		return 0, false
+	case r.known:
+		return uint64(r.off), true
+	case r.bounded:
+		return r.umax, true
+	}
+	return 0, false
+}
 func constant(v int64) reg  { return reg{k: kScalar, known: true, off: v} }
 func (r reg) isConst() bool { return r.k == kScalar && r.known }
 
@@ -94,6 +112,11 @@ func joinReg(a, b reg) reg {
 	}
 	switch a.k {
 	case kScalar:
+		ab, aok := a.bound()
+		bb, bok := b.bound()
+		if aok && bok {
+			return atMost(max(ab, bb))
+		}
 		return scalar()
 	case kFunc:
 		if a.off != b.off {
@@ -115,6 +138,16 @@ func joinReg(a, b reg) reg {
 	if a.off != b.off || a.varOff || b.varOff {
 		r.varOff = true
 		r.off = min(a.off, b.off)
+		// The variable part spans both: [min off, max off + max var].
+		hi := func(x reg) (uint64, bool) {
+			if !x.varOff {
+				return uint64(x.off - r.off), true
+			}
+			return uint64(x.off-r.off) + x.umax, x.bounded
+		}
+		ah, aok := hi(a)
+		bh, bok := hi(b)
+		r.bounded, r.umax = aok && bok, max(ah, bh)
 	}
 	return r
 }
@@ -126,6 +159,9 @@ func (r reg) String() string {
 	case kScalar:
 		if r.known {
 			return fmt.Sprint(r.off)
+		}
+		if r.bounded {
+			return fmt.Sprintf("scalar(<=%d)", r.umax)
 		}
 		return "scalar"
 	case kNone:
@@ -153,7 +189,9 @@ func (r reg) String() string {
 		fmt.Fprintf(&b, "(%d)", r.size)
 	}
 	if r.k.isPtr() && (r.off != 0 || r.varOff) {
-		if r.varOff {
+		if r.varOff && r.bounded {
+			fmt.Fprintf(&b, "%+d+var(<=%d)", r.off, r.umax)
+		} else if r.varOff {
 			fmt.Fprintf(&b, "%+d+var", r.off)
 		} else {
 			fmt.Fprintf(&b, "%+d", r.off)

@@ -134,8 +134,10 @@ func mergeConflict(a, b *state, at int) (string, error, int) {
 }
 
 // join returns the least upper bound of old and s (same frames, lock and
-// references), and whether it differs from old.
-func join(old, s *state) (*state, bool) {
+// references), and whether it differs from old. At a loop head (widen) a
+// bound that grew is dropped, so a loop counter's bound does not climb one
+// iteration at a time.
+func join(old, s *state, widen bool) (*state, bool) {
 	changed := false
 	out := old.clone()
 	if out.lock.id != s.lock.id && out.lock.id != 0 {
@@ -148,6 +150,9 @@ func join(old, s *state) (*state, bool) {
 		g := s.frames[i]
 		for r := range f.regs {
 			j := joinReg(f.regs[r], g.regs[r])
+			if widen {
+				j = widenReg(f.regs[r], j)
+			}
 			if j != f.regs[r] {
 				f.regs[r] = j
 				changed = true
@@ -158,6 +163,9 @@ func join(old, s *state) (*state, bool) {
 			n := slot{init: a.init & b.init}
 			if a.spill.k != kNone && b.spill.k != kNone {
 				n.spill = joinReg(a.spill, b.spill)
+				if widen {
+					n.spill = widenReg(a.spill, n.spill)
+				}
 			}
 			if n != a {
 				f.stack[k] = n
@@ -199,4 +207,19 @@ func (s *state) String() string {
 		fmt.Fprintf(&b, " frame=%d", len(s.frames)-1)
 	}
 	return b.String()
+}
+
+// widenReg drops j's bound if it is looser than old's.
+func widenReg(old, j reg) reg {
+	if !j.bounded {
+		return j
+	}
+	ob, ok := old.bound()
+	if old.k != kScalar {
+		ob, ok = old.umax, old.bounded || !old.varOff
+	}
+	if !ok || j.umax > ob {
+		j.bounded, j.umax = false, 0
+	}
+	return j
 }

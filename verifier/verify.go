@@ -127,7 +127,7 @@ func (v *verifier) walk(c cont) error {
 				if msg, sentinel, from := mergeConflict(old, st, pc); msg != "" {
 					return v.errAt(from, sentinel, msg)
 				}
-				j, changed := join(old, st)
+				j, changed := join(old, st, v.cfg.loopHead[pc] || v.cfg.entries[v.cfg.fn[pc]] == pc)
 				if !changed {
 					return nil
 				}
