@@ -110,7 +110,8 @@ type ProgramSpec struct {
 	// Helpers are the helpers the program calls, sorted.
 	Helpers []asm.BuiltinFunc
 	// Lines is the BTF line info: Lines[i] is the source line instruction
-	// i starts (zero where the object has none).
+	// i starts (zero where the object has none; it may be shorter than
+	// Insns).
 	Lines []verifier.Line
 	// Funcs are the functions' entry instructions (the program's own at 0
 	// and its subprograms).

@@ -20,7 +20,7 @@ func (o *ObjectSpec) VerifierProgram(name string) (*verifier.Program, error) {
 	for _, ms := range o.Maps {
 		byObj[ms.ObjName] = ms
 	}
-	p := &verifier.Program{Name: ps.Name, Insns: ps.Insns, Kfuncs: ps.Kfuncs, Funcs: ps.Funcs,
+	p := &verifier.Program{Name: ps.Name, Type: uint32(ps.Type), Insns: ps.Insns, Kfuncs: ps.Kfuncs, Funcs: ps.Funcs,
 		Lines: ps.Lines, ObjTypes: map[int]*verifier.ObjType{}}
 	for _, mn := range ps.MapNames {
 		ms := byObj[mn]
