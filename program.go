@@ -2,11 +2,13 @@ package userbpf
 
 import (
 	"fmt"
+	"io"
 	"sort"
 
 	"github.com/userbpf/userbpf/loader"
 	"github.com/userbpf/userbpf/maps"
 	"github.com/userbpf/userbpf/programs"
+	"github.com/userbpf/userbpf/verifier"
 )
 
 // Collection is an object file loaded into a region: its maps (created, or
@@ -18,11 +20,36 @@ type Collection struct {
 }
 
 // LoadCollection loads the eBPF object at path (compiled with clang
-// -target bpf, as for the kernel) into the region.
+// -target bpf, as for the kernel) into the region. Every program is
+// verified first (package verifier); if one fails, nothing is loaded and
+// the error wraps its *verifier.Error.
 func LoadCollection(r *Region, path string) (*Collection, error) {
-	lc, err := loader.Load(r, path)
+	return LoadCollectionWithOptions(r, path, nil)
+}
+
+// CollectionOptions tune LoadCollectionWithOptions. The zero value is
+// valid.
+type CollectionOptions struct {
+	// VerifierLog, if set, receives the verifier's full trace of every
+	// program (instructions and register states).
+	VerifierLog io.Writer
+}
+
+// LoadCollectionWithOptions is LoadCollection with options.
+func LoadCollectionWithOptions(r *Region, path string, opts *CollectionOptions) (*Collection, error) {
+	if opts == nil {
+		opts = &CollectionOptions{}
+	}
+	spec, err := loader.ParseFile(path, nil)
 	if err != nil {
 		return nil, err
+	}
+	if err := spec.Verify(&verifier.Options{Log: opts.VerifierLog}); err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	lc, err := spec.Load(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	c := &Collection{Maps: lc.Maps, Programs: map[string]*programs.Program{}}
 	names := make([]string, 0, len(lc.Programs))

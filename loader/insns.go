@@ -12,6 +12,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/userbpf/userbpf/maps"
+	"github.com/userbpf/userbpf/verifier"
 	"github.com/userbpf/userbpf/vm"
 )
 
@@ -30,7 +31,7 @@ func convertProgram(ps *ebpf.ProgramSpec, types *btf.Spec, byObj map[string]*Map
 		return nil, fmt.Errorf("%w: section %q (no program type is known for it)", ErrUnsupported, ps.SectionName)
 	}
 	out := &ProgramSpec{Name: ps.Name, Section: ps.SectionName, Type: ps.Type, AttachType: ps.AttachType,
-		License: ps.License, Kfuncs: map[int]string{}}
+		License: ps.License, Kfuncs: map[int]string{}, Funcs: map[int]verifier.Func{}, ObjTypes: map[int]btf.Type{}}
 	insns := slices.Clone(ps.Instructions)
 	known := opts.Helper
 	if known == nil {
@@ -62,9 +63,13 @@ func convertProgram(ps *ebpf.ProgramSpec, types *btf.Spec, byObj map[string]*Map
 	for i := range insns {
 		ins := &insns[i]
 		at := raw[i]
+		recordSource(out, ins, at)
 		if rel := btf.CORERelocationMetadata(ins); rel != nil {
 			if err := localTypeID(graphTypes, ins, rel); err != nil {
 				return nil, fmt.Errorf("instruction %d: %w", at, err)
+			}
+			if t, ok := localType(rel, types); ok {
+				out.ObjTypes[at] = t // what the verifier checks bpf_obj_new against
 			}
 		}
 		ref := ins.Reference()

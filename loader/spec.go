@@ -17,6 +17,7 @@ import (
 
 	"github.com/userbpf/userbpf/graph"
 	"github.com/userbpf/userbpf/maps"
+	"github.com/userbpf/userbpf/verifier"
 	"github.com/userbpf/userbpf/vm"
 )
 
@@ -53,6 +54,8 @@ type ObjectSpec struct {
 	Maps []*MapSpec
 	// Programs are the object's programs, by name.
 	Programs map[string]*ProgramSpec
+	// types is the object's BTF (graph fields, bpf_obj_new types).
+	types *btf.Spec
 }
 
 // MapSpec is one map of an object.
@@ -111,6 +114,17 @@ type ProgramSpec struct {
 	// those their containers hold): each bpf_core_type_id_local load in
 	// Insns holds an index into it. Nil if the program allocates nothing.
 	Types *graph.Table
+	// Lines is the BTF line info: Lines[i] is the source line instruction
+	// i starts (zero where the object has none; it may be shorter than
+	// Insns).
+	Lines []verifier.Line
+	// Funcs are the functions' entry instructions (the program's own at 0
+	// and its subprograms).
+	Funcs map[int]verifier.Func
+	// ObjTypes are the types of bpf_obj_new: the instruction of each
+	// CO-RE local_type_id relocation → the type it names (its Imm holds
+	// the type's id in the object's BTF).
+	ObjTypes map[int]btf.Type
 }
 
 // PseudoFunc is the Src of an LD_IMM64 that loads the address of a
@@ -191,7 +205,7 @@ func FromCollectionSpec(cs *ebpf.CollectionSpec, objName string, opts *Options) 
 	if err := setConstants(cs, opts.Constants); err != nil {
 		return nil, err
 	}
-	o := &ObjectSpec{Name: sanitize(objName), Programs: map[string]*ProgramSpec{}}
+	o := &ObjectSpec{Name: sanitize(objName), Programs: map[string]*ProgramSpec{}, types: cs.Types}
 	names := make([]string, 0, len(cs.Maps))
 	for n := range cs.Maps {
 		names = append(names, n)

@@ -25,14 +25,19 @@ func progCmd(g *globals) *cobra.Command {
 }
 
 func progLoadCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var log bool
+	c := &cobra.Command{
 		Use:   "load OBJ REGION [abort-limit N]",
 		Short: "load an eBPF object (clang -target bpf) into a region",
 		Long: `Load an object's maps and programs into a region. Maps are created, or reused
 when the region already has a compatible map of the same name; programs are
-stored in the region, so any attached process can run them by name.
-abort-limit N disables each program after N aborted runs (see prog set).`,
-		Example: "  userbpf prog load testdata/calls.o demo abort-limit 100",
+stored in the region, so any attached process can run them by name. Every
+program is verified first; a program the verifier rejects is not loaded,
+and the error names the instruction, its source line and the problem.
+--log prints the verifier's full trace (every instruction with the
+registers after it) to stderr. abort-limit N disables each program after
+N aborted runs (see prog set).`,
+		Example: "  userbpf prog load testdata/calls.o demo abort-limit 100\n  userbpf prog load --log testdata/verifier/bad_null.o demo",
 		Args:    cobra.MinimumNArgs(2),
 		RunE: func(_ *cobra.Command, args []string) error {
 			var limit uint64
@@ -55,7 +60,11 @@ abort-limit N disables each program after N aborted runs (see prog set).`,
 				return err
 			}
 			defer r.Close()
-			c, err := userbpf.LoadCollection(r, args[0])
+			opts := &userbpf.CollectionOptions{}
+			if log {
+				opts.VerifierLog = os.Stderr
+			}
+			c, err := userbpf.LoadCollectionWithOptions(r, args[0], opts)
 			if err != nil {
 				return err
 			}
@@ -77,6 +86,8 @@ abort-limit N disables each program after N aborted runs (see prog set).`,
 			return nil
 		},
 	}
+	c.Flags().BoolVar(&log, "log", false, "print the verifier's full trace to stderr")
+	return c
 }
 
 type progJSON struct {

@@ -118,7 +118,7 @@ func VM(env *Env) ([]Result, error) {
 		Note: "one Run call per run: leases a virtual CPU and enters the RCU section each time"})
 	allocs := allocsPerOp(func(int) { prog.Run(ctx) })
 	add(Result{Name: "allocs_per_run", Unit: "allocs/run", Value: allocs, Target: "0"})
-	return res, nil
+	return append(res, Verifier(env)...), nil
 }
 
 // kernelRun runs a kernel program repeat times with BPF_PROG_RUN and
