@@ -15,6 +15,7 @@ import (
 	"github.com/userbpf/userbpf/graph"
 	"github.com/userbpf/userbpf/internal/proctest"
 	"github.com/userbpf/userbpf/loader/loadertest"
+	"github.com/userbpf/userbpf/vm"
 )
 
 // graphSequence is the order the differential test runs graph.o's
@@ -187,10 +188,20 @@ func TestGraphNested(t *testing.T) {
 	if u := usedBytes(r); u != base {
 		t.Fatalf("after the overwrite: %d bytes used, %d before", u, base)
 	}
-	// A fault while owning an object with a filled inner tree: aborted,
-	// dropped.
-	if _, err := c.Programs["nested_fault"].Run(ctx); err == nil {
-		t.Fatal("nested_fault did not fault")
+	// nested_fault reads scratch[ctx->len]: in bounds it runs to the end
+	// and drops what it built itself…
+	if r0, err := c.Programs["nested_fault"].Run(ctx); err != nil || r0 != 0 {
+		t.Fatalf("nested_fault with len 0: %d, %v", r0, err)
+	}
+	if u := usedBytes(r); u != base {
+		t.Fatalf("after nested_fault ran clean: %d bytes used, %d before", u, base)
+	}
+	// …out of bounds (an index only the run time sees) it faults while
+	// owning an object with a filled inner tree: aborted, dropped.
+	bad := make([]byte, len(ctx))
+	binary.NativeEndian.PutUint32(bad, 1<<20)
+	if _, err := c.Programs["nested_fault"].Run(bad); !errors.Is(err, vm.ErrMemory) {
+		t.Fatalf("nested_fault with len 1<<20: %v, want a memory fault", err)
 	}
 	if u := usedBytes(r); u != base {
 		t.Fatalf("after the fault: %d bytes used, %d before", u, base)

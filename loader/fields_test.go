@@ -45,8 +45,11 @@ func TestVerifierProgramGraphFields(t *testing.T) {
 		if ot != f.Elem {
 			t.Errorf("insn %d: bpf_obj_new of %s, want the root's node_data", at, ot.Name)
 		}
-		if got := spec.Programs["good_rbtree"].Insns[at].Imm; got <= 0 {
-			t.Errorf("insn %d: type id %d not written into the immediate", at, got)
+		// The immediate is the type's index in the program's graph table.
+		ps := spec.Programs["good_rbtree"]
+		got := ps.Insns[at].Imm
+		if ps.Types == nil || got < 0 || int(got) >= len(ps.Types.Types) || ps.Types.Types[got].Name != "node_data" {
+			t.Errorf("insn %d: immediate %d does not index node_data in the program's graph table %+v", at, got, ps.Types)
 		}
 	}
 	if len(p.Lines) == 0 || p.Funcs[0].Name != "good_rbtree" {

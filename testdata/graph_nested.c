@@ -96,14 +96,21 @@ int nested_take(struct __sk_buff *ctx)
 	return h;
 }
 
+/* Scratch values nested_fault reads one of. */
+long scratch[4];
+
 /* A program that faults while it owns objects: it allocates an outer
- * object with inner nodes, then reads outside its memory. The run is
- * aborted and what it owned is dropped. */
+ * object with inner nodes, then reads scratch[ctx->len]. The index comes
+ * from the context, so the verifier cannot bound it (scratch holds no lock
+ * or graph field, so it need not); the VM checks the read at run time. A
+ * context with len < 4 runs to the end and drops the objects itself; a
+ * larger len faults, the run is aborted and what it owned is dropped. */
 SEC("tc")
 int nested_fault(struct __sk_buff *ctx)
 {
 	struct outer *out = bpf_obj_new(typeof(*out));
 	struct inner *in;
+	__u32 i = ctx->len;
 	long v;
 
 	if (!out)
@@ -116,7 +123,7 @@ int nested_fault(struct __sk_buff *ctx)
 	bpf_spin_lock(&out->lock);
 	bpf_rbtree_add(&out->inner, &in->node, less_inner);
 	bpf_spin_unlock(&out->lock);
-	v = *(volatile long *)((char *)out + 4096);
+	v = *(volatile long *)&scratch[i];
 	bpf_obj_drop(out);
 	return v;
 }

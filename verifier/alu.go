@@ -75,6 +75,11 @@ func (v *verifier) alu(pc int, ins vm.Insn, st *state) error {
 		}
 		return v.setReg(pc, st, ins.Dst, width(scalar(), is64))
 	}
+	// pkt_end is compared with, or subtracted from (data_end - data); it
+	// is never moved.
+	if (dst.k == kPktEnd && src.k == kScalar) || (src.k == kPktEnd && dst.k == kScalar && op != aluMOV) {
+		return v.errAt(pc, ErrMemAccess, fmt.Sprintf("R%d is %s, R%d %s: arithmetic on pkt_end, the end of the packet (compare pointers with it; data_end - data is a number)", ins.Dst, dst.typeName(), ins.Src, src.typeName()))
+	}
 	if is64 && (op == aluADD || op == aluSUB) && (dst.k.isPtr() || src.k.isPtr()) {
 		r, err := v.ptrArith(pc, ins, op, dst, src)
 		if err != nil {

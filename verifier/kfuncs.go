@@ -240,10 +240,13 @@ func kfRBRemove(v *verifier, k *kcall) ([]cont, error) {
 	if n.null {
 		return nil, k.fail(v, ErrNullCheck, 2, "is %s: check it for NULL first", n.typeName())
 	}
-	// Other non-owning references may alias the removed node.
-	invalidateNonOwning(k.st, k.pc, 0, goneRemove)
-	if n.own {
-		v.release(k.st, n.ref, k.pc)
+	if n.own && !k.st.hasRef(n.ref) {
+		return nil, k.fail(v, ErrRefInvalid, 2, "is an object that was already released")
 	}
+	// Other non-owning references may alias the removed node. An owning
+	// reference (a refcounted object's, from bpf_refcount_acquire or a
+	// pop) stays the program's: the removal hands it the tree's reference
+	// as a new one, as the kernel does (it does not release the argument).
+	invalidateNonOwning(k.st, k.pc, 0, goneRemove)
 	return acquireNode(v, k, f, "node removed from a tree")
 }

@@ -26,6 +26,8 @@ func (v *verifier) ldx(pc int, ins vm.Insn, st *state) error {
 		return err
 	}
 	switch size := sizeOf(ins.Op); {
+	case x.k == kPkt || x.k == kPktEnd || x.k == kPktMeta:
+		// A context field the kernel turns into a packet pointer.
 	case mode == modeMEMSX:
 		x = scalar()
 	case size != 8:
@@ -146,6 +148,9 @@ func (v *verifier) access(pc int, st *state, regno uint8, base reg, off, size in
 	if base.k == kGone {
 		return reg{}, v.goneErr(pc, regno, base)
 	}
+	if base.k == kPktEnd {
+		return reg{}, v.errAt(pc, ErrMemAccess, fmt.Sprintf("R%d is pkt_end: %s the end of the packet (compare pointers with it, do not dereference it)", regno, verb))
+	}
 	if !base.k.isPtr() {
 		return reg{}, v.errAt(pc, ErrMemAccess, fmt.Sprintf("R%d is %s, expected a pointer: %s a non-pointer", regno, base.typeName(), verb))
 	}
@@ -185,7 +190,15 @@ func (v *verifier) access(pc int, st *state, regno uint8, base reg, off, size in
 		if o < 0 {
 			return reg{}, v.errAt(pc, ErrMemAccess, fmt.Sprintf("%s ctx at negative offset %d", verb, o))
 		}
+		if k := v.ctxPacketField(o); k != kNone {
+			if write || size != 4 {
+				return reg{}, v.errAt(pc, ErrMemAccess, fmt.Sprintf("%s ctx offset %d (%d bytes): the packet's %s field is read with a 4-byte load only", verb, o, size, k))
+			}
+			return reg{k: k}, nil
+		}
 		return scalar(), nil
+	case kPkt, kPktMeta:
+		return v.packetAccess(pc, regno, base, write, val)
 	case kStack:
 		return v.stackAccess(pc, st, regno, base, o, size, write, val)
 	case kMapValue:

@@ -12,9 +12,10 @@ import (
 type Program struct {
 	// Name is the program's name, for messages.
 	Name string
-	// Type is the program type (the kernel's enum bpf_prog_type). The
-	// checks do not depend on it yet: every type gets the same context
-	// (a byte buffer) in the VM.
+	// Type is the program type (the kernel's enum bpf_prog_type). It picks
+	// the context's layout: which 4-byte fields load packet pointers
+	// (struct __sk_buff data, data_end, data_meta; struct xdp_md's). Zero
+	// means unknown: every context field is a number.
 	Type uint32
 	// Insns are the instructions: LD_IMM64 map loads (vm.PseudoMapFD,
 	// vm.PseudoMapValue) hold indexes into Maps, vm.PseudoFunc loads and

@@ -22,13 +22,16 @@ const (
 	kDynptr               // a struct bpf_dynptr (callback argument)
 	kMixed                // different kinds on different paths
 	kGone                 // a non-owning reference invalidated at insn off
+	kPkt                  // packet data (+off): __sk_buff/xdp_md data
+	kPktEnd               // the end of packet data: data_end
+	kPktMeta              // packet metadata (+off): data_meta
 )
 
 var kindNames = [...]string{
 	kNone: "not initialised", kScalar: "scalar", kCtx: "ctx", kStack: "fp",
 	kMapPtr: "map_ptr", kMapValue: "map_value", kMapKey: "map_key", kMem: "mem",
 	kFunc: "func", kObj: "ptr_to_obj", kDynptr: "dynptr", kMixed: "a different kind on each path",
-	kGone: "an invalidated reference",
+	kGone: "an invalidated reference", kPkt: "pkt", kPktEnd: "pkt_end", kPktMeta: "pkt_meta",
 }
 
 func (k kind) String() string { return kindNames[k] }
@@ -37,7 +40,7 @@ func (k kind) String() string { return kindNames[k] }
 // from or store to.
 func (k kind) isPtr() bool {
 	switch k {
-	case kCtx, kStack, kMapValue, kMapKey, kMem, kObj:
+	case kCtx, kStack, kMapValue, kMapKey, kMem, kObj, kPkt, kPktMeta:
 		return true
 	}
 	return false

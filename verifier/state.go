@@ -108,6 +108,126 @@ func (s *state) eachReg(f func(r *reg)) {
 	}
 }
 
+// unifyRefs matches the references s holds that old does not with those
+// old holds that s does not, where both paths keep them in the same
+// places: `n = c ? pop_back(h) : pop_front(h)` meets with a different
+// reference on each path, held in the same register. A pair is unified
+// when every register and spilled slot holds the one on the old path
+// exactly where it holds the other on the new path, at least one does,
+// and the values there are the same kind of owning reference (the
+// kernel's regsafe matches reference ids the same way). s's reference is
+// renamed to old's, in a copy; s itself is returned when nothing pairs.
+func unifyRefs(old, s *state) *state {
+	if len(old.frames) != len(s.frames) {
+		return s
+	}
+	var out *state
+	for _, r := range old.refs {
+		if s.hasRef(r.id) {
+			continue
+		}
+		for _, q := range s.refs {
+			if old.hasRef(q.id) || q.what != r.what {
+				continue
+			}
+			cur := s
+			if out != nil {
+				cur = out
+			}
+			if !sameRefPlaces(old, cur, r.id, q.id) {
+				continue
+			}
+			if out == nil {
+				out = s.clone()
+			}
+			out.renameRef(q.id, r)
+			break
+		}
+	}
+	if out == nil {
+		return s
+	}
+	return out
+}
+
+// nullWhereHeld says whether other has the number 0 (NULL) in every
+// register and spilled slot where holder keeps reference id, a pointer
+// (and holder keeps it somewhere): the paths differ only in whether an
+// acquire (a pop, a removal, an allocation) returned NULL.
+func nullWhereHeld(holder, other *state, id uint32) bool {
+	if len(holder.frames) != len(other.frames) {
+		return false
+	}
+	n := 0
+	ok := true
+	for i, fh := range holder.frames {
+		fo := other.frames[i]
+		check := func(h, o reg) {
+			if h.ref != id {
+				return
+			}
+			n++
+			if !h.k.isPtr() || !o.isConst() || o.off != 0 {
+				ok = false
+			}
+		}
+		for r := range fh.regs {
+			check(fh.regs[r], fo.regs[r])
+		}
+		for k := range fh.stack {
+			check(fh.stack[k].spill, fo.stack[k].spill)
+		}
+	}
+	return ok && n > 0
+}
+
+// sameRefPlaces says whether a holds reference ra in exactly the
+// registers and spilled slots where b holds rb (in at least one), as the
+// same kind of owning reference.
+func sameRefPlaces(a, b *state, ra, rb uint32) bool {
+	n := 0
+	same := func(x, y reg) bool {
+		hx, hy := x.ref == ra, y.ref == rb
+		if hx != hy {
+			return false
+		}
+		if !hx {
+			return true
+		}
+		n++
+		return x.k == y.k && x.obj == y.obj && x.m == y.m && x.own && y.own && x.off == y.off && x.varOff == y.varOff
+	}
+	for i, fa := range a.frames {
+		fb := b.frames[i]
+		for r := range fa.regs {
+			if !same(fa.regs[r], fb.regs[r]) {
+				return false
+			}
+		}
+		for k := range fa.stack {
+			if !same(fa.stack[k].spill, fb.stack[k].spill) {
+				return false
+			}
+		}
+	}
+	return n > 0
+}
+
+// renameRef makes reference from the reference to: its registers and
+// slots, and its NULL-check identity, become to's.
+func (s *state) renameRef(from uint32, to acquired) {
+	s.dropRef(from)
+	s.addRef(to)
+	s.eachReg(func(x *reg) {
+		if x.ref == from {
+			x.ref = to.id
+		}
+		if x.id == from {
+			x.id = to.id
+		}
+	})
+}
+
 // mergeConflict says why two states meeting at instruction at cannot be
 // joined (a lock or a reference held on one path and not on the other):
 // the message, its sentinel, and the instruction of the path that still
@@ -125,7 +245,7 @@ func mergeConflict(a, b *state, at int) (string, error, int) {
 	}
 	for _, p := range [2][2]*state{{a, b}, {b, a}} {
 		for _, r := range p[0].refs {
-			if !slices.Contains(p[1].refs, r) {
+			if !slices.Contains(p[1].refs, r) && !nullWhereHeld(p[0], p[1], r.id) {
 				return fmt.Sprintf("this path reaches insn %d without releasing the %s acquired at insn %d, another path released it: %s", at, r.what, r.at, releaseHint(r.what)), ErrRefLeak, p[0].from
 			}
 		}
@@ -140,6 +260,15 @@ func mergeConflict(a, b *state, at int) (string, error, int) {
 func join(old, s *state, widen bool) (*state, bool) {
 	changed := false
 	out := old.clone()
+	// A reference one path holds where the other has NULL (`rn != NULL`
+	// computed with a branch) is held, maybe NULL, after the join: the
+	// NULL check that follows releases it on its NULL branch.
+	for _, r := range s.refs {
+		if !out.hasRef(r.id) {
+			out.addRef(r)
+			changed = true
+		}
+	}
 	if out.lock.id != s.lock.id && out.lock.id != 0 {
 		// The same map's lock, taken on values from different lookups:
 		// which value is no longer known.

@@ -124,6 +124,7 @@ func (v *verifier) walk(c cont) error {
 		if v.isMerge(pc) {
 			old := v.states[ctx][pc]
 			if old != nil {
+				st = unifyRefs(old, st)
 				if msg, sentinel, from := mergeConflict(old, st, pc); msg != "" {
 					return v.errAt(from, sentinel, msg)
 				}

@@ -1,5 +1,6 @@
 /* Known bad: bpf_obj_drop inside the critical section (only the graph
  * kfuncs may be called while the lock is held). */
+#define WITH_LIST
 #include "graph.h"
 
 SEC("tc")

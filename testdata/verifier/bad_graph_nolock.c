@@ -1,4 +1,5 @@
 /* Known bad: bpf_rbtree_add without the lock that guards the tree. */
+#define WITH_RBTREE
 #include "graph.h"
 
 SEC("tc")

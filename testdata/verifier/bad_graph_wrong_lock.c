@@ -1,6 +1,8 @@
 /* Known bad: the tree is touched under the list's lock, not its own. (The
  * elem allocation only makes its type part of the object's BTF, which the
  * list's contains: tag names.) */
+#define WITH_RBTREE
+#define WITH_LIST
 #include "graph.h"
 
 SEC("tc")

@@ -1,5 +1,6 @@
 /* Known bad: a node used after bpf_spin_unlock ended the non-owning
  * reference bpf_rbtree_add left. */
+#define WITH_RBTREE
 #include "graph.h"
 
 SEC("tc")

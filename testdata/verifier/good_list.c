@@ -1,5 +1,6 @@
 /* Known good: push an element on a list under its lock, pop one and drop
  * it. */
+#define WITH_LIST
 #include "graph.h"
 
 SEC("tc")

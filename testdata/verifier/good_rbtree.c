@@ -1,5 +1,6 @@
 /* Known good: add a node to an rbtree under its lock, then remove the
  * first node and drop it. */
+#define WITH_RBTREE
 #include "graph.h"
 
 SEC("tc")
