@@ -108,3 +108,19 @@ func (h *hashOps) markReferenced(m *Map, p unsafe.Pointer) {
 		t.Ref.Store(2)
 	}
 }
+
+// ProgArrayLayout describes a plain ARRAY's values for lookups a program's
+// VM inlines: the address of value 0 in this process, the distance
+// between values, their number and size, and whether programs may write
+// them. ok is false for every other map type (per-CPU arrays included),
+// whose lookups stay helper calls.
+func (m *Map) ProgArrayLayout() (first unsafe.Pointer, stride, n, valueSize uint32, readOnly, ok bool) {
+	if m.typ != Array {
+		return nil, 0, 0, 0, false, false
+	}
+	a, isArray := m.ops.(arrayOps)
+	if !isArray || a.perCPU {
+		return nil, 0, 0, 0, false, false
+	}
+	return a.slot(m, 0), m.stride, m.maxEntries, m.valueSize, m.flags&FlagRdOnlyProg != 0, true
+}

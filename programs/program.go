@@ -66,6 +66,9 @@ func Open(r *shm.Region, d *rcu.Domain, name string) (*Program, error) {
 		}
 		p.maps = append(p.maps, mp)
 		ref := vm.MapRef{Handle: mp}
+		if first, stride, n, size, ro, ok := mp.ProgArrayLayout(); ok {
+			ref.Array = &vm.ArrayLayout{First: uintptr(first), Stride: stride, Len: n, ValueSize: size, ReadOnly: ro}
+		}
 		if sm.GlobalData {
 			v, err := mp.ValuePointer(0)
 			if err != nil {

@@ -29,6 +29,13 @@ func (m *Machine) exec(c *code, pc int, r1, r2, r3, r4, r5 uint64, depth int) (u
 		m.budget--
 		x := insns[pc]
 		pc++
+		if x.op == opCallArrayLookup {
+			if v, ok := m.arrayLookup(c.prog.Maps[x.imm].Array, r[2]); ok {
+				r[0] = v
+				continue
+			}
+			x = xinsn{op: opCallHelper, imm: FnMapLookupElem} // an unusual key: the helper decides
+		}
 		if x.op == opCallHelper {
 			// Helper calls are what fast hands back most: a predictable
 			// branch here spares them the switch's indirect jump.

@@ -198,6 +198,7 @@ const (
 	opCallHelper
 	opCallLocal
 	opCallKfunc
+	opCallArrayLookup // bpf_map_lookup_elem inlined on the ARRAY Program.Maps[imm] (inline.go)
 	opExit
 
 	opLdImm64   // value: imm (low) | next slot's imm (high)

@@ -113,6 +113,7 @@ func prepare(p *Program) *code {
 		}
 	}
 	c.insns[n] = xinsn{op: opFellOff}
+	inlineArrayLookups(c, p)
 	return c
 }
 

@@ -52,6 +52,9 @@ type MapRef struct {
 	ValueAddr uintptr
 	ValueSize uint32
 	ReadOnly  bool
+	// Array, for a plain ARRAY map, lets the VM inline bpf_map_lookup_elem
+	// calls on it (see ArrayLayout); nil makes every lookup a helper call.
+	Array *ArrayLayout
 }
 
 // Program is a loaded program: instructions with map references resolved
