@@ -8,6 +8,7 @@ import (
 	"github.com/userbpf/userbpf/loader"
 	"github.com/userbpf/userbpf/maps"
 	"github.com/userbpf/userbpf/programs"
+	"github.com/userbpf/userbpf/shm"
 	"github.com/userbpf/userbpf/verifier"
 )
 
@@ -46,6 +47,20 @@ func LoadCollectionWithOptions(r *Region, path string, opts *CollectionOptions) 
 	}
 	if err := spec.Verify(&verifier.Options{Log: opts.VerifierLog}); err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	// A program name already taken would fail the store below after the
+	// maps were created and the earlier programs stored: refuse it first,
+	// so that the usual mistake (loading an object twice, or two objects
+	// with a program of the same name) leaves the region as it was.
+	// (Another process storing the same name in between still can.)
+	taken := map[string]bool{}
+	for _, n := range r.Programs() {
+		taken[n] = true
+	}
+	for n := range spec.Programs {
+		if taken[n] {
+			return nil, fmt.Errorf("load %s: program %q: %w in the region", path, n, shm.ErrExist)
+		}
 	}
 	lc, err := spec.Load(r)
 	if err != nil {

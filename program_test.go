@@ -3,6 +3,7 @@ package userbpf_test
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"github.com/userbpf/userbpf"
 	"github.com/userbpf/userbpf/internal/proctest"
 	"github.com/userbpf/userbpf/maps"
+	"github.com/userbpf/userbpf/shm"
 )
 
 func TestMain(m *testing.M) { proctest.Main(m) }
@@ -97,5 +99,38 @@ func TestProgramAndUserSpaceShareTheLock(t *testing.T) {
 				t.Fatalf("total %d, want %d (%d program runs in %d processes + %d locked increments here)", got, want, procs*runs, procs, mine)
 			}
 		})
+	}
+}
+
+// TestLoadTakenProgramName: an object with a program whose name the region
+// already has is refused before anything of it is created: no map of its
+// own (the copy's global-data maps have a new prefix), no program, no byte
+// of the region used.
+func TestLoadTakenProgramName(t *testing.T) {
+	r, err := userbpf.CreateRegion(filepath.Join(t.TempDir(), "r"), userbpf.RegionOptions{SizeLimit: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := userbpf.LoadCollection(r, "testdata/graph.o"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("testdata/graph.o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(t.TempDir(), "graph2.o")
+	if err := os.WriteFile(other, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	progs, used := len(r.Programs()), r.Stats().UsedBytes
+	if _, err := userbpf.LoadCollection(r, other); !errors.Is(err, shm.ErrExist) {
+		t.Fatalf("load of taken program names: got %v, want ErrExist", err)
+	}
+	if _, err := r.OpenMap("graph2.data.A", 0); err == nil {
+		t.Error("the refused object's map graph2.data.A was created")
+	}
+	if n, u := len(r.Programs()), r.Stats().UsedBytes; n != progs || u != used {
+		t.Errorf("after the refused load: %d programs, %d bytes used; want %d, %d", n, u, progs, used)
 	}
 }

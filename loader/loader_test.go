@@ -596,8 +596,9 @@ func TestBadObjects(t *testing.T) {
 		"elf magic": append([]byte("\x7fELF"), make([]byte, 60)...),
 	}
 	for name, b := range inputs {
-		if _, err := loader.Parse(bytes.NewReader(b), "bad", nil); err == nil {
-			t.Errorf("%s: parsed", name)
+		_, err := loader.Parse(bytes.NewReader(b), "bad", nil)
+		if !errors.Is(err, loader.ErrMalformed) {
+			t.Errorf("%s: got %v, want ErrMalformed", name, err)
 		}
 	}
 	// A host without a helper refuses programs calling it, naming it.

@@ -29,6 +29,10 @@ var ErrUnsupported = errors.New("not supported")
 // region by a map of another spec.
 var ErrIncompatible = errors.New("incompatible with the map in the region")
 
+// ErrMalformed marks a file that is not a complete ELF object: empty,
+// truncated, or not ELF at all.
+var ErrMalformed = errors.New("not a complete ELF object")
+
 // Options tune parsing and loading. The zero value is valid.
 type Options struct {
 	// Prefix is put before the region name of every map of the object,
@@ -162,13 +166,26 @@ func Parse(rd io.ReaderAt, name string, opts *Options) (spec *ObjectSpec, err er
 		}
 	}()
 	if err := checkSections(rd); err != nil {
-		return nil, err
+		return nil, malformed(err)
 	}
 	cs, err := ebpf.LoadCollectionSpecFromReader(rd)
 	if err != nil {
-		return nil, err
+		return nil, malformed(err)
 	}
 	return FromCollectionSpec(cs, name, opts)
+}
+
+// malformed names what a bare end of file or ELF format error means: a
+// user who gave a truncated object otherwise reads only "EOF".
+func malformed(err error) error {
+	var fe *elf.FormatError
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w (truncated or empty): %w", ErrMalformed, err)
+	}
+	if errors.As(err, &fe) {
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	return err
 }
 
 // maxValueSize is the largest map value (KMALLOC_MAX_SIZE on x86-64), so

@@ -55,3 +55,28 @@ func TestJoinKeepsReferencesApart(t *testing.T) {
 		t.Fatalf("both references dropped: %v", err)
 	}
 }
+
+// TestJoinLoopPointerConverges: a pointer stepped by a constant in a loop
+// (p -= 8 here; testdata/verifier/good_loop_ptr.c has clang's p += 8) has
+// an unbounded variable offset at the loop head after widening, whose
+// constant part means nothing. The join must not keep that constant part
+// (or the stale upper bound): it changes on every iteration and the
+// analysis would never reach a fixpoint (ErrTooComplex after 1 M steps).
+func TestJoinLoopPointerConverges(t *testing.T) {
+	insns := cat(
+		vm.Insn{Op: 0x61, Dst: 2, Src: 1},  // 0: r2 = *(u32 *)ctx
+		movX(1, 10),                        // 1: r1 = r10
+		vm.Insn{Op: 0x07, Dst: 1, Imm: -8}, // 2: r1 += -8
+		vm.Insn{Op: 0x0f, Dst: 1, Src: 2},  // 3: r1 += r2 (variable offset)
+		mov(3, 0),                          // 4: r3 = 0
+		vm.Insn{Op: 0x7b, Dst: 1, Src: 3},  // 5: *(u64 *)r1 = r3 (the loop head)
+		vm.Insn{Op: 0x07, Dst: 1, Imm: -8}, // 6: r1 += -8
+		vm.Insn{Op: 0x07, Dst: 2, Imm: -1}, // 7: r2 += -1
+		vm.Insn{Op: 0x55, Dst: 2, Off: -4}, // 8: if r2 != 0 goto 5
+		mov(0, 0), exit(),
+	)
+	err := verifier.Verify(&verifier.Program{Name: "loop_ptr_down", Insns: insns}, nil)
+	if err != nil {
+		t.Fatalf("a pointer stepped down in a loop: %v", err)
+	}
+}

@@ -151,6 +151,15 @@ func joinReg(a, b reg) reg {
 		ah, aok := hi(a)
 		bh, bok := hi(b)
 		r.bounded, r.umax = aok && bok, max(ah, bh)
+		if !r.bounded {
+			// Without a bound neither umax nor the constant part is ever
+			// read (every check of an unbounded variable offset is left to
+			// run time or refused outright). Keeping them would make a
+			// pointer stepped in a loop (p += 8, p -= 8) look different on
+			// every iteration, and the analysis would never reach a
+			// fixpoint.
+			r.umax, r.off = 0, 0
+		}
 	}
 	return r
 }
