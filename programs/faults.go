@@ -16,7 +16,7 @@ var (
 	ErrAborted = errors.New("program aborted")
 	// ErrDisabled: the program reached its abort limit and is disabled
 	// until Enable; the run did not start.
-	ErrDisabled = errors.New("program disabled after reaching its abort limit")
+	ErrDisabled = errors.New("program disabled after reaching its abort limit (userbpf prog enable, or Program.Enable, re-enables it)")
 )
 
 // progStats is bytes 24..47 of a stored program's record (see the layout
@@ -114,7 +114,11 @@ func (e *AbortError) Error() string {
 		s += "; its bpf_spin_lock was released"
 	}
 	if e.DiscardedRecords > 0 {
-		s += fmt.Sprintf("; %d reserved ring-buffer records were discarded", e.DiscardedRecords)
+		if e.DiscardedRecords == 1 {
+			s += "; 1 reserved ring-buffer record was discarded"
+		} else {
+			s += fmt.Sprintf("; %d reserved ring-buffer records were discarded", e.DiscardedRecords)
+		}
 	}
 	return s
 }

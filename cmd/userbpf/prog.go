@@ -179,7 +179,9 @@ func progRunCmd(g *globals) *cobra.Command {
 		Use:   "run REGION:PROG [data_in FILE] [ctx_in FILE] [repeat N]",
 		Short: "run a program and print its return value and average duration",
 		Long: `Run a program as bpftool prog run does. The program's context (R1) is the
-contents of ctx_in, or of data_in if only that is given, or 64 zero bytes.
+contents of ctx_in, or of data_in if only that is given, or zero bytes the
+size of the program type's context (192 for struct __sk_buff, 24 for struct
+xdp_md, 64 otherwise).
 Prints "Return value: X, duration (average): Yns".`,
 		Example: "  userbpf prog run demo:entry repeat 1000",
 		Args:    cobra.MinimumNArgs(1),
@@ -215,9 +217,6 @@ Prints "Return value: X, duration (average): Yns".`,
 					return usageError{fmt.Errorf("unknown keyword %q (want data_in, ctx_in or repeat)", kw)}
 				}
 			}
-			if ctx == nil {
-				ctx = make([]byte, 64)
-			}
 			r, err := userbpf.OpenRegion(userbpf.RegionPath(region))
 			if err != nil {
 				return err
@@ -226,6 +225,9 @@ Prints "Return value: X, duration (average): Yns".`,
 			p, err := r.Program(name)
 			if err != nil {
 				return err
+			}
+			if ctx == nil {
+				ctx = make([]byte, defaultCtxSize(p.Type()))
 			}
 			start := time.Now()
 			r0, err := p.RunRepeat(ctx, int(repeat)) // one CPU lease for the loop, as BPF_PROG_TEST_RUN
@@ -392,4 +394,17 @@ func progEnableCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// defaultCtxSize is the size of the context struct of a program type
+// (enum bpf_prog_type): what a program may read from R1 when prog run is
+// given no ctx_in.
+func defaultCtxSize(typ uint32) int {
+	switch typ {
+	case 1, 3, 4, 8, 10, 11, 12, 14, 19, 22: // socket filter, tc cls/act, cgroup skb, lwt in/out/xmit, sk_skb, lwt seg6local, flow dissector
+		return 192 // struct __sk_buff
+	case 6: // XDP
+		return 24 // struct xdp_md
+	}
+	return 64
 }

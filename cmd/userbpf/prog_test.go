@@ -117,6 +117,11 @@ func TestProgAbortLimitAndEnable(t *testing.T) {
 	if r := run(); r.code != 1 || strings.Contains(r.stderr, "disabled") || !strings.Contains(r.stderr, "insn 23") {
 		t.Fatalf("run after enable: %+v", r)
 	}
+	// Without ctx_in a tc program gets a zeroed struct __sk_buff (192
+	// bytes): data == data_end, so packet_byte returns 0 without reading.
+	if r := cli(t, "prog", "run", region+":packet_byte"); r.code != 0 || !strings.Contains(r.stdout, "Return value: 0,") {
+		t.Fatalf("run with the default context: %+v", r)
+	}
 	for _, args := range [][]string{
 		{"prog", "set", region + ":packet_byte"},
 		{"prog", "set", region + ":packet_byte", "abort-limit", "x"},
