@@ -216,7 +216,7 @@ func (h *hashOps) lookupBatch(m *Map, in, out, keys, values []byte, elemFlags, f
 		b := h.bucket(m, batch)
 		h.lockBucket(m, b)
 		n := 0
-		for off := b.Head.Load(); off != 0; off = h.elem(m, off).Next.Load() {
+		for off := h.load(m, h.headLink(m, b)); off != 0; off = h.load(m, h.nextLink(m, off)) {
 			n++
 		}
 		if n > count-total {
@@ -227,7 +227,7 @@ func (h *hashOps) lookupBatch(m *Map, in, out, keys, values []byte, elemFlags, f
 			break
 		}
 		var dead []uint64
-		for off := b.Head.Load(); off != 0; off = h.elem(m, off).Next.Load() {
+		for off := h.load(m, h.headLink(m, b)); off != 0; off = h.load(m, h.nextLink(m, off)) {
 			copy(keys[total*ks:], h.key(m, off))
 			if sc, ok := m.ops.(storedCopier); ok {
 				sc.copyStoredOut(m, values[total*vs:(total+1)*vs], h.value(m, off))
@@ -243,7 +243,7 @@ func (h *hashOps) lookupBatch(m *Map, in, out, keys, values []byte, elemFlags, f
 			}
 		}
 		if del && len(dead) > 0 {
-			b.Head.Store(0)
+			h.store(m, h.headLink(m, b), 0)
 			m.d.Count.Add(-int64(len(dead)))
 		}
 		b.Lock.Unlock()

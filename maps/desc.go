@@ -9,7 +9,7 @@ import (
 const descMagic = 0x50414d55
 
 // descVersion is the descriptor layout version.
-const descVersion = 1
+const descVersion = 2
 
 // noLock in LockOff means the value has no bpf_spin_lock.
 const noLock = ^uint32(0)
@@ -29,9 +29,9 @@ const noLock = ^uint32(0)
 //	32  NCPU u32        per-CPU copies of each value (the region's CPUs)
 //	36  Seed u32        hash seed (0 with BPF_F_ZERO_SEED)
 //	40  NBuckets u32    hash: buckets, a power of two
-//	44  ElemSize u32    hash: bytes per element; array: value stride
+//	44  ElemSize u32    hash: bytes per element's hot part; array: value stride
 //	48  Data u64        array: values; hash: buckets
-//	56  Pool u64        hash: the element pool
+//	56  Pool u64        hash: the preallocated elements' hot parts
 //	64  PoolLen u32     hash: elements in the pool
 //	68  Frozen u32      1 once frozen (never cleared)
 //	72  Count i64       hash: elements linked in buckets
@@ -43,7 +43,8 @@ const noLock = ^uint32(0)
 //	128 Watch u64       the map's event log for watchers (watchLog), 0 until the first Watch
 //	136 Format u64      a block describing the key and value types (JSON), 0 if unknown
 //	144 FormatLen u32
-//	148 (reserved to 256)
+//	152 Cold u64        hash: the preallocated elements' cold parts
+//	160 (reserved to 256)
 type desc struct {
 	Magic      uint32
 	Version    uint32
@@ -70,7 +71,9 @@ type desc struct {
 	Watch      atomic.Uint64
 	Format     atomic.Uint64
 	FormatLen  atomic.Uint32
-	_          [108]byte
+	_          uint32
+	Cold       uint64
+	_          [96]byte
 }
 
 const descSize = 256

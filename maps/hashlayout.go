@@ -1,0 +1,249 @@
+package maps
+
+import (
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/userbpf/userbpf/lock"
+)
+
+// Hash map storage (HASH, PERCPU_HASH, LRU_HASH, LRU_PERCPU_HASH).
+//
+// A lookup reads a bucket's head, then the elements of its chain: each
+// read is a dependent cache miss once the map outgrows the cache, so what
+// readers touch is kept as small as the key and value allow. An element
+// has a hot part (link, key, value: all a reader reads) and a cold part
+// (what only writers read: free-list link, retire epoch, state, LRU age)
+// kept elsewhere. For 64 K elements of 4-byte keys and 8-byte values the
+// readers' working set is 1.5 MB (512 KB of buckets, 1 MB of hot parts)
+// where one 64-byte element per key made it 5 MB.
+//
+// Preallocated maps link elements by number (4-byte links: element n,
+// counted from 1, 0 ends a chain); maps with BPF_F_NO_PREALLOC, whose
+// elements are region blocks anywhere in the heap, by region offset
+// (8-byte links, 0 ends a chain).
+//
+// Buckets (n_buckets = roundup_pow_of_two(max_entries)):
+//
+//	preallocated, 8 bytes             BPF_F_NO_PREALLOC, 16 bytes
+//	+-----------+-----------+         +-----------+-------+-----------+
+//	| Lock u32  | Head u32  |         | Lock u32  |  pad  | Head u64  |
+//	+-----------+-----------+         +-----------+-------+-----------+
+//	0           4           8         0           4       8          16
+//
+// Lock is a lock.SpinLock word taken by writers; Head links to the newest
+// element of the bucket.
+//
+// Element hot part (ElemSize bytes, a multiple of 8; L is the link size):
+//
+//	+----------+---------------+-----+------------------------------------+
+//	| Next     | Key           | pad | Value                              |
+//	| u32/u64  | [key_size]    |     | [round_up(value_size, 8)]          |
+//	|          |               |     | (× ncpu for per-CPU maps)          |
+//	+----------+---------------+-----+------------------------------------+
+//	0          L                     V = round_up(L + key_size, 8)
+//
+// The value is 8-aligned, so atomics (user space's and programs'
+// BPF_ATOMIC) work on its aligned words. A 4-byte key and 8-byte value
+// make a 16-byte hot part: elements never straddle a cache line.
+//
+// Element cold part (elemCold, 24 bytes):
+//
+//	0   FreeNext u64  offset of the next element on the free or limbo list
+//	8   Retired u64   RCU epoch at which it was unlinked
+//	16  State u32     elemFree / elemLive
+//	20  Ref u32       LRU age (see evict)
+//
+// Where they live:
+//
+//	preallocated       Pool: PoolLen hot parts (element n at Pool + (n-1)·ElemSize)
+//	                   Cold: PoolLen cold parts, in the same order
+//	BPF_F_NO_PREALLOC  one region block per element: hot part, then cold part
+//
+// A preallocated 4/8 element thus costs 16 + 24 bytes plus its share of
+// the buckets (8 bytes at 64 K entries): 48 bytes, where the kernel's
+// memlock counts 80.
+const (
+	coldSize = 24
+
+	elemFree = 0
+	elemLive = 1
+)
+
+// bucket is the start of a bucket: its lock (the head follows, see
+// hashOps.headLink).
+type bucket struct {
+	Lock lock.SpinLock
+}
+
+// elemCold is an element's cold part.
+type elemCold struct {
+	FreeNext atomic.Uint64
+	Retired  atomic.Uint64
+	State    atomic.Uint32
+	Ref      atomic.Uint32
+}
+
+var _ [coldSize - unsafe.Sizeof(elemCold{})]byte
+
+// link is a word that links to an element: a bucket's Head or an
+// element's Next, 4 or 8 bytes wide (see hashCache.narrow).
+type link struct{ p unsafe.Pointer }
+
+// hashCache holds a hash map's immutable geometry in the handle, so
+// neither the read path nor the writers reload it from the shared
+// descriptor.
+type hashCache struct {
+	seed     uint32
+	mask     uint32
+	maxSteps uint32 // a walk longer than this means a cycle: corruption
+	poolLen  uint32
+	// narrow: preallocated, 4-byte links holding element numbers;
+	// otherwise 8-byte links holding region offsets.
+	narrow     bool
+	buckets    unsafe.Pointer
+	bucketSize uintptr
+	headOff    uintptr // the Head link's offset in a bucket
+	keyOff     uintptr // = the link size
+	valueOff   uintptr
+	elemSize   uintptr        // hot part
+	pool       unsafe.Pointer // narrow: element 1's hot part
+	cold       unsafe.Pointer // narrow: element 1's cold part
+	poolOff    uint64         // narrow: region offset of element 1
+	blockSize  uint64         // not narrow: an element's block, hot + cold
+}
+
+func (h *hashOps) cache(m *Map) hashCache {
+	d := m.d
+	c := hashCache{seed: d.Seed, mask: d.NBuckets - 1, maxSteps: d.PoolLen + d.MaxEntries + 1,
+		poolLen: d.PoolLen, narrow: h.prealloc(m), buckets: m.region.Pointer(d.Data),
+		elemSize: uintptr(d.ElemSize), poolOff: d.Pool}
+	c.bucketSize, c.headOff, c.keyOff = 16, 8, 8
+	if c.narrow {
+		c.bucketSize, c.headOff, c.keyOff = 8, 4, 4
+		c.pool, c.cold = m.region.Pointer(d.Pool), m.region.Pointer(d.Cold)
+	}
+	c.valueOff = uintptr(roundUp8(uint32(c.keyOff) + d.KeySize))
+	c.blockSize = uint64(c.elemSize) + coldSize
+	return c
+}
+
+// linkSize is the width of a bucket's Head and an element's Next.
+func (h *hashOps) linkSize(m *Map) uint32 {
+	if h.prealloc(m) {
+		return 4
+	}
+	return 8
+}
+
+// bucketBytes is the size of one bucket.
+func (h *hashOps) bucketBytes(m *Map) uint64 { return 2 * uint64(h.linkSize(m)) }
+
+// elemSize is the size of an element's hot part.
+func (h *hashOps) elemSize(m *Map) uint32 {
+	return roundUp8(h.linkSize(m)+m.d.KeySize) + h.valueBytes(m)
+}
+
+func (h *hashOps) bucket(m *Map, hash uint32) *bucket {
+	c := &m.hc
+	return (*bucket)(unsafe.Add(c.buckets, uintptr(hash&c.mask)*c.bucketSize))
+}
+
+// headLink is bucket b's Head.
+func (h *hashOps) headLink(m *Map, b *bucket) link {
+	return link{unsafe.Add(unsafe.Pointer(b), m.hc.headOff)}
+}
+
+// nextLink is element off's Next.
+func (h *hashOps) nextLink(m *Map, off uint64) link { return link{m.region.Pointer(off)} }
+
+// load follows a link: the offset of the element it links to, or 0 at the
+// end of a chain. A link that names no element of the map (only
+// corruption makes one) ends the chain too.
+func (h *hashOps) load(m *Map, l link) uint64 {
+	c := &m.hc
+	if c.narrow {
+		n := (*atomic.Uint32)(l.p).Load()
+		if n == 0 || n > c.poolLen {
+			return 0
+		}
+		return c.poolOff + uint64(n-1)*uint64(c.elemSize)
+	}
+	off := (*atomic.Uint64)(l.p).Load()
+	if off == 0 || !h.elemOK(m, off) {
+		return 0
+	}
+	return off
+}
+
+// store sets a link to element off (0: end of chain).
+func (h *hashOps) store(m *Map, l link, off uint64) {
+	c := &m.hc
+	if !c.narrow {
+		(*atomic.Uint64)(l.p).Store(off)
+		return
+	}
+	n := uint32(0)
+	if off != 0 {
+		n = uint32((off-c.poolOff)/uint64(c.elemSize)) + 1
+	}
+	(*atomic.Uint32)(l.p).Store(n)
+}
+
+// cold returns element off's cold part.
+func (h *hashOps) cold(m *Map, off uint64) *elemCold {
+	c := &m.hc
+	if c.narrow {
+		return (*elemCold)(unsafe.Add(c.cold, (off-c.poolOff)/uint64(c.elemSize)*coldSize))
+	}
+	return (*elemCold)(m.region.Pointer(off + uint64(c.elemSize)))
+}
+
+func (h *hashOps) key(m *Map, off uint64) []byte {
+	return storage(m.region.Pointer(off+uint64(m.hc.keyOff)), m.keySize)
+}
+
+func (h *hashOps) value(m *Map, off uint64) unsafe.Pointer {
+	return m.region.Pointer(off + uint64(m.hc.valueOff))
+}
+
+// lookupElem is the readers' walk, on the handle's cached geometry (the
+// hot path of every lookup from user space and from programs).
+func (h *hashOps) lookupElem(m *Map, key []byte) unsafe.Pointer {
+	c := &m.hc
+	hash := keyHash(key, c.seed)
+	b := unsafe.Add(c.buckets, uintptr(hash&c.mask)*c.bucketSize)
+	if !c.narrow {
+		return h.lookupWide(m, (*bucket)(b), key)
+	}
+	// Links come from shared memory another process could have scribbled
+	// on: an element number is checked against the pool before use.
+	n := (*atomic.Uint32)(unsafe.Add(b, 4)).Load()
+	for steps := c.maxSteps; n != 0 && steps > 0; steps-- {
+		if n > c.poolLen {
+			return nil
+		}
+		e := unsafe.Add(c.pool, uintptr(n-1)*c.elemSize)
+		if string(unsafe.Slice((*byte)(unsafe.Add(e, 4)), len(key))) == string(key) {
+			return unsafe.Add(e, c.valueOff)
+		}
+		n = (*atomic.Uint32)(e).Load()
+	}
+	return nil
+}
+
+// lookupWide is lookupElem for maps without preallocation.
+func (h *hashOps) lookupWide(m *Map, b *bucket, key []byte) unsafe.Pointer {
+	l := h.headLink(m, b)
+	for steps := m.hc.maxSteps; steps > 0; steps-- {
+		off := h.load(m, l)
+		if off == 0 {
+			return nil
+		}
+		if string(h.key(m, off)) == string(key) {
+			return h.value(m, off)
+		}
+		l = h.nextLink(m, off)
+	}
+	return nil
+}
