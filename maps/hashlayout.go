@@ -1,6 +1,7 @@
 package maps
 
 import (
+	"encoding/binary"
 	"sync/atomic"
 	"unsafe"
 
@@ -224,7 +225,7 @@ func (h *hashOps) lookupElem(m *Map, key []byte) unsafe.Pointer {
 			return nil
 		}
 		e := unsafe.Add(c.pool, uintptr(n-1)*c.elemSize)
-		if string(unsafe.Slice((*byte)(unsafe.Add(e, 4)), len(key))) == string(key) {
+		if keyEqual(unsafe.Add(e, 4), key) {
 			return unsafe.Add(e, c.valueOff)
 		}
 		n = (*atomic.Uint32)(e).Load()
@@ -240,10 +241,22 @@ func (h *hashOps) lookupWide(m *Map, b *bucket, key []byte) unsafe.Pointer {
 		if off == 0 {
 			return nil
 		}
-		if string(h.key(m, off)) == string(key) {
+		if keyEqual(m.region.Pointer(off+8), key) {
 			return h.value(m, off)
 		}
 		l = h.nextLink(m, off)
 	}
 	return nil
+}
+
+// keyEqual compares the stored key at p with key: 4- and 8-byte keys (the
+// common ones) as one word, without a call to the runtime's memequal.
+func keyEqual(p unsafe.Pointer, key []byte) bool {
+	switch len(key) {
+	case 4:
+		return binary.NativeEndian.Uint32(unsafe.Slice((*byte)(p), 4)) == binary.NativeEndian.Uint32(key)
+	case 8:
+		return binary.NativeEndian.Uint64(unsafe.Slice((*byte)(p), 8)) == binary.NativeEndian.Uint64(key)
+	}
+	return string(unsafe.Slice((*byte)(p), len(key))) == string(key)
 }
