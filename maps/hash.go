@@ -199,7 +199,7 @@ func (h *hashOps) partOf(m *Map, off uint64) int {
 	if !h.perCPULRU(m) {
 		return 0
 	}
-	return int((off - m.d.Pool) / uint64(m.d.ElemSize) / uint64(h.partLen(m)))
+	return int(m.hc.index(off) / uint64(h.partLen(m)))
 }
 
 // insertPart is the list set an insert from this thread uses: the CPU it
@@ -266,7 +266,7 @@ func (h *hashOps) find(m *Map, b *bucket, key []byte) (uint64, link) {
 		if off == 0 {
 			return 0, link{}
 		}
-		if bytes.Equal(h.key(m, off), key) {
+		if keyEqual(m.region.Pointer(off+uint64(m.hc.keyOff)), key) {
 			return off, l
 		}
 		l = h.nextLink(m, off)
@@ -458,7 +458,11 @@ func (h *hashOps) elemOK(m *Map, off uint64) bool {
 
 func (h *hashOps) inPool(m *Map, off uint64) bool {
 	d := m.d
-	return off >= d.Pool && off < d.Pool+uint64(d.PoolLen)*uint64(d.ElemSize) && (off-d.Pool)%uint64(d.ElemSize) == 0
+	if off < d.Pool || !m.hc.narrow {
+		return false
+	}
+	i := m.hc.index(off) // exact only for an element's offset: check it back
+	return i < uint64(d.PoolLen) && i*uint64(d.ElemSize) == off-d.Pool
 }
 
 // fill writes key and value into a fresh element.
@@ -494,16 +498,17 @@ func (h *hashOps) updateFor(m *Map, key, value []byte, flags uint64, caller int)
 		// BPF_F_LOCK on an existing element updates it in place under its lock.
 		h.lockBucket(m, b)
 		if old, _ := h.find(m, b, key); old != 0 {
-			defer b.Lock.Unlock()
-			if op == UpdateNoExist {
-				return ErrKeyExist
+			err := ErrKeyExist
+			if op != UpdateNoExist {
+				p := h.value(m, old)
+				l := m.valueLock(p)
+				l.Lock(m.holder)
+				m.copyIn(p, value)
+				l.Unlock()
+				err = nil
 			}
-			p := h.value(m, old)
-			l := m.valueLock(p)
-			l.Lock(m.holder)
-			m.copyIn(p, value)
-			l.Unlock()
-			return nil
+			b.Lock.Unlock()
+			return err
 		}
 		b.Lock.Unlock()
 	}
@@ -511,17 +516,21 @@ func (h *hashOps) updateFor(m *Map, key, value []byte, flags uint64, caller int)
 		// Per-CPU values are updated in place when the key exists.
 		h.lockBucket(m, b)
 		if old, _ := h.find(m, b, key); old != 0 {
-			defer b.Lock.Unlock()
-			if op == UpdateNoExist {
-				return ErrKeyExist
+			err := ErrKeyExist
+			if op != UpdateNoExist {
+				m.copyInPerCPU(h.value(m, old), value)
+				err = nil
 			}
-			m.copyInPerCPU(h.value(m, old), value)
-			return nil
+			b.Lock.Unlock()
+			return err
 		}
 		b.Lock.Unlock()
 		if op == UpdateExist {
 			return ErrKeyNotExist
 		}
+	}
+	if op != UpdateNoExist && m.hc.wordValue && h.updateInPlace(m, b, key, value) {
+		return nil
 	}
 	reserved := h.commonLRU(m)
 	if reserved {
@@ -574,6 +583,36 @@ func (h *hashOps) updateFor(m *Map, key, value []byte, flags uint64, caller int)
 		h.putElem(m, old, true)
 	}
 	return nil
+}
+
+// updateInPlace stores a one-word value over the current one when key is
+// its bucket's newest element, and reports whether it did. A replacement
+// would link the new element at the head, where the key already is, and
+// readers see the old word or the new one, whole: nothing the kernel
+// lets anyone observe changes (bucket order, count, errno), and the
+// update costs no element and no grace period. Only HASH values of 4 or
+// 8 bytes without special fields qualify (hashCache.wordValue).
+func (h *hashOps) updateInPlace(m *Map, b *bucket, key, value []byte) bool {
+	head := h.headLink(m, b)
+	// A peek without the lock (and outside a read section: the element may
+	// be reused under us, which only sends us the slow way or to the check
+	// under the lock) keeps updates of other keys from taking it twice.
+	if off := h.load(m, head); off == 0 || !keyEqual(m.region.Pointer(off+uint64(m.hc.keyOff)), key) {
+		return false
+	}
+	h.lockBucket(m, b)
+	off := h.load(m, head)
+	done := off != 0 && keyEqual(m.region.Pointer(off+uint64(m.hc.keyOff)), key)
+	if done {
+		p := h.value(m, off)
+		if len(value) == 8 {
+			(*atomic.Uint64)(p).Store(binary.NativeEndian.Uint64(value))
+		} else {
+			(*atomic.Uint32)(p).Store(binary.NativeEndian.Uint32(value))
+		}
+	}
+	b.Lock.Unlock()
+	return done
 }
 
 // reserve counts one more element unless the map is full.

@@ -2,6 +2,7 @@ package maps
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"sync/atomic"
 	"unsafe"
 
@@ -112,7 +113,19 @@ type hashCache struct {
 	cold       unsafe.Pointer // narrow: element 1's cold part
 	poolOff    uint64         // narrow: region offset of element 1
 	blockSize  uint64         // not narrow: an element's block, hot + cold
+	// An element's index is (off - poolOff) / elemSize, an exact division:
+	// ((off - poolOff) >> shift) × inv (mod 2^64), with elemSize = odd × 2^shift
+	// and inv the odd factor's inverse, costs a shift and a multiply.
+	shift uint
+	inv   uint64
+	// wordValue: a HASH whose values are one word (4 or 8 bytes) without
+	// special fields, updated in place when it can be (updateInPlace).
+	wordValue bool
 }
+
+// index is the pool index of element off (narrow maps; off must be an
+// element of the pool: every caller has it from a checked link or list).
+func (c *hashCache) index(off uint64) uint64 { return ((off - c.poolOff) >> c.shift) * c.inv }
 
 func (h *hashOps) cache(m *Map) hashCache {
 	d := m.d
@@ -126,6 +139,15 @@ func (h *hashOps) cache(m *Map) hashCache {
 	}
 	c.valueOff = uintptr(roundUp8(uint32(c.keyOff) + d.KeySize))
 	c.blockSize = uint64(c.elemSize) + coldSize
+	c.wordValue = Type(d.Type) == Hash && d.LockOff == noLock && (d.ValueSize == 4 || d.ValueSize == 8)
+	if c.elemSize != 0 {
+		c.shift = uint(bits.TrailingZeros64(uint64(c.elemSize)))
+		odd := uint64(c.elemSize) >> c.shift
+		c.inv = odd // Newton's iteration: each step doubles the correct low bits (3 to start)
+		for range 5 {
+			c.inv *= 2 - odd*c.inv
+		}
+	}
 	return c
 }
 
@@ -186,7 +208,7 @@ func (h *hashOps) store(m *Map, l link, off uint64) {
 	}
 	n := uint32(0)
 	if off != 0 {
-		n = uint32((off-c.poolOff)/uint64(c.elemSize)) + 1
+		n = uint32(c.index(off)) + 1
 	}
 	(*atomic.Uint32)(l.p).Store(n)
 }
@@ -195,7 +217,7 @@ func (h *hashOps) store(m *Map, l link, off uint64) {
 func (h *hashOps) cold(m *Map, off uint64) *elemCold {
 	c := &m.hc
 	if c.narrow {
-		return (*elemCold)(unsafe.Add(c.cold, (off-c.poolOff)/uint64(c.elemSize)*coldSize))
+		return (*elemCold)(unsafe.Add(c.cold, uintptr(c.index(off))*coldSize))
 	}
 	return (*elemCold)(m.region.Pointer(off + uint64(c.elemSize)))
 }

@@ -1,0 +1,186 @@
+package maps
+
+// The hash's storage: hot and cold parts, element numbers, in-place
+// updates of one-word values.
+
+import (
+	"encoding/binary"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/userbpf/userbpf/rcu"
+	"github.com/userbpf/userbpf/shm"
+)
+
+func newInternalMap(t *testing.T, s Spec) *Map {
+	t.Helper()
+	r, err := shm.Create(filepath.Join(t.TempDir(), "region"), shm.Options{CPUs: 2, SizeLimit: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := rcu.New(r)
+	t.Cleanup(func() { d.Close(); r.Close() })
+	m, err := Create(r, d, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestHashGeometry checks the sizes the layout comment promises.
+func TestHashGeometry(t *testing.T) {
+	for _, tc := range []struct {
+		spec            Spec
+		elem, bucket    uint64
+		valueOff, bytes uint64 // bytes: Storage() per entry
+	}{
+		{Spec{Type: Hash, KeySize: 4, ValueSize: 8, MaxEntries: 1024}, 16, 8, 8, 0},
+		{Spec{Type: Hash, KeySize: 8, ValueSize: 8, MaxEntries: 1024}, 24, 8, 16, 0},
+		{Spec{Type: Hash, KeySize: 4, ValueSize: 8, MaxEntries: 1024, Flags: FlagNoPrealloc}, 24, 16, 16, 16},
+		{Spec{Type: PerCPUHash, KeySize: 4, ValueSize: 4, MaxEntries: 1024}, 8 + 2*8, 8, 8, 0},
+	} {
+		tc.spec.Name = "h"
+		m := newInternalMap(t, tc.spec)
+		c := m.hc
+		if uint64(c.elemSize) != tc.elem || uint64(c.bucketSize) != tc.bucket || uint64(c.valueOff) != tc.valueOff {
+			t.Errorf("%+v: element %d bytes, bucket %d, value at %d; want %d, %d, %d",
+				tc.spec, c.elemSize, c.bucketSize, c.valueOff, tc.elem, tc.bucket, tc.valueOff)
+		}
+		want := uint64(1024) * tc.bucket
+		if c.narrow {
+			want += uint64(m.d.PoolLen) * (tc.elem + coldSize)
+		}
+		if m.Storage() != want {
+			t.Errorf("%+v: Storage() = %d, want %d", tc.spec, m.Storage(), want)
+		}
+	}
+}
+
+// TestHashElementIndex checks the shift-and-multiply division against a
+// real one for element sizes with odd factors and without.
+func TestHashElementIndex(t *testing.T) {
+	for _, vs := range []uint32{8, 16, 24, 40, 104, 1000} {
+		m := newInternalMap(t, Spec{Name: "h", Type: Hash, KeySize: 4, ValueSize: vs, MaxEntries: 64})
+		c := &m.hc
+		for i := uint64(0); i < uint64(m.d.PoolLen); i++ {
+			off := c.poolOff + i*uint64(c.elemSize)
+			if got := c.index(off); got != i {
+				t.Fatalf("value %d: index(element %d) = %d", vs, i, got)
+			}
+			if !m.ops.(*hashOps).inPool(m, off) || m.ops.(*hashOps).inPool(m, off+4) {
+				t.Fatalf("value %d: inPool wrong around element %d", vs, i)
+			}
+		}
+	}
+}
+
+// TestHashUpdateOrder updates every key of a full map (16 keys in 16
+// buckets: some share one) in a scrambled order, and checks after each update that
+// iteration follows the kernel's rule (a replaced key moves to its
+// bucket's head), that an update of a bucket's newest key kept its
+// element (in place) and that of any other key took a new one.
+func TestHashUpdateOrder(t *testing.T) {
+	m := newInternalMap(t, Spec{Name: "h", Type: Hash, KeySize: 4, ValueSize: 8, MaxEntries: 16, Flags: FlagZeroSeed})
+	h := m.ops.(*hashOps)
+	mask := m.d.NBuckets - 1
+	buckets := make([][]uint32, m.d.NBuckets) // the model: each bucket newest first
+	val := func(v uint64) []byte { return binary.NativeEndian.AppendUint64(nil, v) }
+	for k := range uint32(16) {
+		if err := m.Update(key32(k), val(uint64(k)), UpdateAny); err != nil {
+			t.Fatal(err)
+		}
+		b := keyHash(key32(k), 0) & mask
+		buckets[b] = append([]uint32{k}, buckets[b]...)
+	}
+	inPlace, replaced := 0, 0
+	for i := range uint32(48) {
+		k := i * 7 % 16
+		b := keyHash(key32(k), 0) & mask
+		before, _ := h.find(m, h.bucket(m, keyHash(key32(k), 0)), key32(k))
+		atHead := buckets[b][0] == k
+		if err := m.Update(key32(k), val(uint64(1000+i)), UpdateExist); err != nil {
+			t.Fatal(err)
+		}
+		after, _ := h.find(m, h.bucket(m, keyHash(key32(k), 0)), key32(k))
+		if atHead != (before == after) {
+			t.Fatalf("update %d of key %d (newest in its bucket: %v): element %#x -> %#x", i, k, atHead, before, after)
+		}
+		if atHead {
+			inPlace++
+		} else {
+			replaced++
+		}
+		j := slices.Index(buckets[b], k)
+		buckets[b] = append([]uint32{k}, slices.Delete(buckets[b], j, j+1)...)
+		var want []uint32
+		for _, bk := range buckets {
+			want = append(want, bk...)
+		}
+		var got []uint32
+		var cur []byte
+		next := make([]byte, 4)
+		for m.NextKey(cur, next) == nil {
+			got = append(got, binary.NativeEndian.Uint32(next))
+			cur = append(cur[:0], next...)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("after update %d of key %d: order %v, want %v", i, k, got, want)
+		}
+		v := make([]byte, 8)
+		if err := m.Lookup(key32(k), v, 0); err != nil || binary.NativeEndian.Uint64(v) != uint64(1000+i) {
+			t.Fatalf("key %d: %v %d", k, err, binary.NativeEndian.Uint64(v))
+		}
+		if m.Count() != 16 {
+			t.Fatalf("count %d after updating existing keys", m.Count())
+		}
+	}
+	if inPlace == 0 || replaced == 0 {
+		t.Fatalf("%d updates in place, %d replacements: both paths must run", inPlace, replaced)
+	}
+}
+
+// TestHashUpdateInPlaceNotTorn has readers look up a key whose 8-byte
+// value a writer keeps replacing in place: every value read has equal
+// halves, as every value written.
+func TestHashUpdateInPlaceNotTorn(t *testing.T) {
+	m := newInternalMap(t, Spec{Name: "h", Type: Hash, KeySize: 4, ValueSize: 8, MaxEntries: 4})
+	k := key32(1)
+	word := func(i uint32) []byte { return binary.NativeEndian.AppendUint64(nil, uint64(i)<<32|uint64(i)) }
+	if err := m.Update(k, word(0), UpdateAny); err != nil {
+		t.Fatal(err)
+	}
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var torn atomic.Uint64
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v := make([]byte, 8)
+			for !stop.Load() {
+				if err := m.Lookup(k, v, 0); err != nil {
+					t.Error(err)
+					return
+				}
+				if x := binary.NativeEndian.Uint64(v); x>>32 != x&0xffffffff {
+					torn.Store(x)
+				}
+			}
+		}()
+	}
+	for i := range uint32(200000) {
+		if err := m.Update(k, word(i), UpdateAny); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	if x := torn.Load(); x != 0 {
+		t.Fatalf("read a torn value %#x", x)
+	}
+}
+
+func key32(k uint32) []byte { return binary.NativeEndian.AppendUint32(nil, k) }
