@@ -164,7 +164,7 @@ func (h *hashOps) alloc(m *Map) error {
 	for i := d.PoolLen; i > 0; i-- {
 		off := pool + uint64(i-1)*uint64(d.ElemSize)
 		l := h.listsOf(m, off)
-		h.cold(m, off).FreeNext.Store(shm.HeadOffset(l.Free.Load()))
+		h.cold(m, off).FreeNext = shm.HeadOffset(l.Free.Load())
 		l.Free.Store(off)
 	}
 	return nil
@@ -283,7 +283,7 @@ func (h *hashOps) unlinkAt(m *Map, l link, off uint64) {
 // it first from then on.
 func (h *hashOps) linkHead(m *Map, b *bucket, off uint64) {
 	head := h.headLink(m, b)
-	h.store(m, h.nextLink(m, off), h.load(m, head))
+	h.storeNew(m, off, h.load(m, head))
 	h.store(m, head, off)
 }
 
@@ -310,7 +310,7 @@ func (h *hashOps) repairBucket(m *Map, b *bucket) {
 				break
 			}
 		}
-		if dup || h.cold(m, off).State.Load() != elemLive {
+		if dup || atomic.LoadUint32(&h.cold(m, off).State) != elemLive {
 			h.unlinkAt(m, l, off)
 			if dup {
 				// The older copy of a key caught mid-replacement: the count
@@ -391,7 +391,7 @@ func (h *hashOps) drainLimbo(m *Map, l *elemLists, done uint64) {
 		if off == 0 {
 			return
 		}
-		if h.cold(m, off).Retired.Load() >= done {
+		if h.cold(m, off).Retired >= done {
 			h.push(m, &l.Limbo, off) // retired after our grace period began
 			return
 		}
@@ -406,7 +406,7 @@ func (h *hashOps) pop(m *Map, head *atomic.Uint64) uint64 {
 		if off == 0 || !h.inPool(m, off) {
 			return 0
 		}
-		next := h.cold(m, off).FreeNext.Load()
+		next := atomic.LoadUint64(&h.cold(m, off).FreeNext)
 		if head.CompareAndSwap(hd, shm.NextHead(hd, next)) {
 			return off
 		}
@@ -417,7 +417,7 @@ func (h *hashOps) push(m *Map, head *atomic.Uint64, off uint64) {
 	t := h.cold(m, off)
 	for {
 		hd := head.Load()
-		t.FreeNext.Store(shm.HeadOffset(hd))
+		t.FreeNext = shm.HeadOffset(hd)
 		if head.CompareAndSwap(hd, shm.NextHead(hd, off)) {
 			return
 		}
@@ -428,7 +428,7 @@ func (h *hashOps) push(m *Map, head *atomic.Uint64, off uint64) {
 // it then waits in Limbo for a grace period (without prealloc, RCU frees
 // it after one).
 func (h *hashOps) putElem(m *Map, off uint64, retired bool) {
-	h.cold(m, off).State.Store(elemFree)
+	h.cold(m, off).State = elemFree
 	if !h.prealloc(m) {
 		if retired {
 			m.rcu.Retire(off)
@@ -442,7 +442,7 @@ func (h *hashOps) putElem(m *Map, off uint64, retired bool) {
 		h.push(m, &l.Free, off)
 		return
 	}
-	h.cold(m, off).Retired.Store(m.rcuWords.Epoch.Load())
+	h.cold(m, off).Retired = m.rcuWords.Epoch.Load()
 	h.push(m, &l.Limbo, off)
 }
 
@@ -465,9 +465,8 @@ func (h *hashOps) inPool(m *Map, off uint64) bool {
 	return i < uint64(d.PoolLen) && i*uint64(d.ElemSize) == off-d.Pool
 }
 
-// fill writes key and value into a fresh element.
+// fill writes key and value into a fresh element (linkHead sets its Next).
 func (h *hashOps) fill(m *Map, off uint64, key, value []byte) {
-	h.store(m, h.nextLink(m, off), 0)
 	copy(h.key(m, off), key)
 	p := h.value(m, off)
 	if h.perCPU {
@@ -477,8 +476,8 @@ func (h *hashOps) fill(m *Map, off uint64, key, value []byte) {
 		m.copyIn(p, value)
 	}
 	c := h.cold(m, off)
-	c.Ref.Store(1) // LRU: a new element gets one pass of the clock
-	c.State.Store(elemLive)
+	c.Ref = 1 // LRU: a new element gets one pass of the clock
+	c.State = elemLive
 }
 
 func (h *hashOps) update(m *Map, key, value []byte, flags uint64) error {
@@ -544,7 +543,7 @@ func (h *hashOps) updateFor(m *Map, key, value []byte, flags uint64, caller int)
 		return err
 	}
 	h.lockBucket(m, b)
-	old, _ := h.find(m, b, key)
+	old, ol := h.find(m, b, key)
 	if old != 0 && reserved {
 		m.d.Count.Add(-1) // a replacement adds no element
 	}
@@ -576,7 +575,10 @@ func (h *hashOps) updateFor(m *Map, key, value []byte, flags uint64, caller int)
 	h.fill(m, nu, key, value)
 	h.linkHead(m, b, nu) // readers now find the new element first
 	if old != 0 {
-		h.unlink(m, b, old)
+		if ol == h.headLink(m, b) {
+			ol = h.nextLink(m, nu) // old was the newest: the new element links to it now
+		}
+		h.unlinkAt(m, ol, old)
 	}
 	b.Lock.Unlock()
 	if old != 0 {
@@ -719,18 +721,18 @@ func (h *hashOps) evict(m *Map, part, n int) {
 	for scanned := uint32(0); n > 0 && scanned < 3*per+1; scanned++ {
 		off := d.Pool + (first+l.Clock.Add(1)%uint64(per))*uint64(d.ElemSize)
 		t := h.cold(m, off)
-		if t.State.Load() != elemLive {
+		if atomic.LoadUint32(&t.State) != elemLive {
 			continue
 		}
-		if ref := t.Ref.Load(); ref != 0 && scanned < 2*per {
-			t.Ref.Store(ref - 1)
+		if ref := atomic.LoadUint32(&t.Ref); ref != 0 && scanned < 2*per {
+			t.Ref = ref - 1
 			continue
 		}
 		// The key may change under us (the element reused): then the
 		// bucket is the wrong one, and unlink finds nothing in it.
 		b := h.bucket(m, keyHash(h.key(m, off), m.hc.seed))
 		h.lockBucket(m, b)
-		if t.State.Load() == elemLive && h.unlink(m, b, off) {
+		if atomic.LoadUint32(&t.State) == elemLive && h.unlink(m, b, off) {
 			m.d.Count.Add(-1)
 			m.emitStored(EventEvict, h.key(m, off), nil)
 			b.Lock.Unlock()

@@ -15,7 +15,9 @@ import (
 	"github.com/userbpf/userbpf/shm"
 )
 
-func newInternalMap(t *testing.T, s Spec) *Map {
+func newInternalMap(t *testing.T, s Spec) *Map { return newInternalMapB(t, s) }
+
+func newInternalMapB(t testing.TB, s Spec) *Map {
 	t.Helper()
 	r, err := shm.Create(filepath.Join(t.TempDir(), "region"), shm.Options{CPUs: 2, SizeLimit: 64 << 20})
 	if err != nil {

@@ -78,12 +78,18 @@ type bucket struct {
 	Lock lock.SpinLock
 }
 
-// elemCold is an element's cold part.
+// elemCold is an element's cold part. Its fields are written with plain
+// stores by the writer that owns the element (it took the element off a
+// list, or unlinked it under its bucket lock) before an atomic operation
+// publishes them (the bucket head store, a list CAS, the lock release);
+// writers that do not own it (the LRU clock, a list pop racing a push)
+// read them with atomic loads. The plain stores matter: each atomic store
+// is a full fence that waits for the value copy's stores and any miss.
 type elemCold struct {
-	FreeNext atomic.Uint64
-	Retired  atomic.Uint64
-	State    atomic.Uint32
-	Ref      atomic.Uint32
+	FreeNext uint64
+	Retired  uint64
+	State    uint32
+	Ref      uint32
 }
 
 var _ [coldSize - unsafe.Sizeof(elemCold{})]byte
@@ -197,6 +203,21 @@ func (h *hashOps) load(m *Map, l link) uint64 {
 		return 0
 	}
 	return off
+}
+
+// storeNew sets the Next link of element nu, not yet published (linkHead
+// publishes it), to element off: a plain store.
+func (h *hashOps) storeNew(m *Map, nu, off uint64) {
+	p := m.region.Pointer(nu)
+	if m.hc.narrow {
+		n := uint32(0)
+		if off != 0 {
+			n = uint32(m.hc.index(off)) + 1
+		}
+		*(*uint32)(p) = n
+		return
+	}
+	*(*uint64)(p) = off
 }
 
 // store sets a link to element off (0: end of chain).

@@ -2,6 +2,7 @@ package maps
 
 import (
 	"fmt"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -104,7 +105,7 @@ func (m *Map) ProgDelete(key []byte) error {
 func (h *hashOps) markReferenced(m *Map, p unsafe.Pointer) {
 	off := uint64(uintptr(p)-uintptr(m.region.Pointer(0))) - uint64(m.hc.valueOff)
 	t := h.cold(m, off)
-	if t.Ref.Load() < 2 {
-		t.Ref.Store(2)
+	if atomic.LoadUint32(&t.Ref) < 2 {
+		t.Ref = 2
 	}
 }
