@@ -190,14 +190,25 @@ func (h *hashOps) nextLink(m *Map, off uint64) link { return link{m.region.Point
 // end of a chain. A link that names no element of the map (only
 // corruption makes one) ends the chain too.
 func (h *hashOps) load(m *Map, l link) uint64 {
-	c := &m.hc
-	if c.narrow {
-		n := (*atomic.Uint32)(l.p).Load()
-		if n == 0 || n > c.poolLen {
-			return 0
-		}
-		return c.poolOff + uint64(n-1)*uint64(c.elemSize)
+	if m.hc.narrow {
+		return m.hc.elemAt(atomic.LoadUint32((*uint32)(l.p)))
 	}
+	return h.loadWide(m, l)
+}
+
+// elemAt is the offset of element number n, 0 for 0 or a number past the
+// pool.
+func (c *hashCache) elemAt(n uint32) uint64 {
+	n-- // 0 (end of chain) wraps past the pool
+	if n >= c.poolLen {
+		return 0
+	}
+	return c.poolOff + uint64(n)*uint64(c.elemSize)
+}
+
+// loadWide is load for maps without preallocation (kept out of line so
+// that load inlines).
+func (h *hashOps) loadWide(m *Map, l link) uint64 {
 	off := (*atomic.Uint64)(l.p).Load()
 	if off == 0 || !h.elemOK(m, off) {
 		return 0
