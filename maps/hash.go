@@ -608,9 +608,9 @@ func (h *hashOps) updateInPlace(m *Map, b *bucket, key, value []byte) bool {
 	if done {
 		p := h.value(m, off)
 		if len(value) == 8 {
-			(*atomic.Uint64)(p).Store(binary.NativeEndian.Uint64(value))
+			storeRelease64((*uint64)(p), binary.NativeEndian.Uint64(value))
 		} else {
-			(*atomic.Uint32)(p).Store(binary.NativeEndian.Uint32(value))
+			storeRelease32((*uint32)(p), binary.NativeEndian.Uint32(value))
 		}
 	}
 	b.Lock.Unlock()

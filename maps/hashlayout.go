@@ -231,18 +231,19 @@ func (h *hashOps) storeNew(m *Map, nu, off uint64) {
 	*(*uint64)(p) = off
 }
 
-// store sets a link to element off (0: end of chain).
+// store sets a link to element off (0: end of chain), with a release
+// store: an element it links in is seen whole.
 func (h *hashOps) store(m *Map, l link, off uint64) {
 	c := &m.hc
 	if !c.narrow {
-		(*atomic.Uint64)(l.p).Store(off)
+		storeRelease64((*uint64)(l.p), off)
 		return
 	}
 	n := uint32(0)
 	if off != 0 {
 		n = uint32(c.index(off)) + 1
 	}
-	(*atomic.Uint32)(l.p).Store(n)
+	storeRelease32((*uint32)(l.p), n)
 }
 
 // cold returns element off's cold part.
