@@ -142,7 +142,7 @@ func (h *hashOps) alloc(m *Map) error {
 		m.region.Free(buckets)
 		return fmt.Errorf("%w: %d preallocated elements: %v", ErrNoMemory, d.PoolLen, err)
 	}
-	cold, err := m.region.Alloc(uint64(d.PoolLen) * coldSize)
+	cold, err := m.region.Alloc(uint64(d.PoolLen) * h.coldBytes(m))
 	if err != nil {
 		m.region.Free(buckets)
 		m.region.Free(pool)
@@ -164,7 +164,7 @@ func (h *hashOps) alloc(m *Map) error {
 	for i := d.PoolLen; i > 0; i-- {
 		off := pool + uint64(i-1)*uint64(d.ElemSize)
 		l := h.listsOf(m, off)
-		h.cold(m, off).FreeNext = shm.HeadOffset(l.Free.Load())
+		h.cold(m, off).FreeNext = m.hc.num(shm.HeadOffset(l.Free.Load()))
 		l.Free.Store(off)
 	}
 	return nil
@@ -242,7 +242,7 @@ func (h *hashOps) validate(m *Map) error {
 		if _, err := m.region.Bytes(d.Pool, uint64(d.PoolLen)*uint64(d.ElemSize)); err != nil {
 			return err
 		}
-		if _, err := m.region.Bytes(d.Cold, uint64(d.PoolLen)*coldSize); err != nil {
+		if _, err := m.region.Bytes(d.Cold, uint64(d.PoolLen)*h.coldBytes(m)); err != nil {
 			return err
 		}
 	}
@@ -310,7 +310,7 @@ func (h *hashOps) repairBucket(m *Map, b *bucket) {
 				break
 			}
 		}
-		if dup || atomic.LoadUint32(&h.cold(m, off).State) != elemLive {
+		if dup || m.hc.hasState && atomic.LoadUint32(&h.cold(m, off).State) != elemLive {
 			h.unlinkAt(m, l, off)
 			if dup {
 				// The older copy of a key caught mid-replacement: the count
@@ -391,7 +391,7 @@ func (h *hashOps) drainLimbo(m *Map, l *elemLists, done uint64) {
 		if off == 0 {
 			return
 		}
-		if h.cold(m, off).Retired >= done {
+		if !retiredBefore(h.cold(m, off).Retired, done, m.rcuWords.Epoch.Load()) {
 			h.push(m, &l.Limbo, off) // retired after our grace period began
 			return
 		}
@@ -406,7 +406,7 @@ func (h *hashOps) pop(m *Map, head *atomic.Uint64) uint64 {
 		if off == 0 || !h.inPool(m, off) {
 			return 0
 		}
-		next := atomic.LoadUint64(&h.cold(m, off).FreeNext)
+		next := m.hc.elemAt(atomic.LoadUint32(&h.cold(m, off).FreeNext))
 		if head.CompareAndSwap(hd, shm.NextHead(hd, next)) {
 			return off
 		}
@@ -417,7 +417,7 @@ func (h *hashOps) push(m *Map, head *atomic.Uint64, off uint64) {
 	t := h.cold(m, off)
 	for {
 		hd := head.Load()
-		t.FreeNext = shm.HeadOffset(hd)
+		t.FreeNext = m.hc.num(shm.HeadOffset(hd))
 		if head.CompareAndSwap(hd, shm.NextHead(hd, off)) {
 			return
 		}
@@ -428,7 +428,9 @@ func (h *hashOps) push(m *Map, head *atomic.Uint64, off uint64) {
 // it then waits in Limbo for a grace period (without prealloc, RCU frees
 // it after one).
 func (h *hashOps) putElem(m *Map, off uint64, retired bool) {
-	h.cold(m, off).State = elemFree
+	if m.hc.hasState {
+		h.cold(m, off).State = elemFree
+	}
 	if !h.prealloc(m) {
 		if retired {
 			m.rcu.Retire(off)
@@ -442,7 +444,7 @@ func (h *hashOps) putElem(m *Map, off uint64, retired bool) {
 		h.push(m, &l.Free, off)
 		return
 	}
-	h.cold(m, off).Retired = m.rcuWords.Epoch.Load()
+	h.cold(m, off).Retired = uint32(m.rcuWords.Epoch.Load())
 	h.push(m, &l.Limbo, off)
 }
 
@@ -475,9 +477,11 @@ func (h *hashOps) fill(m *Map, off uint64, key, value []byte) {
 		clear(storage(p, m.stride))
 		m.copyIn(p, value)
 	}
-	c := h.cold(m, off)
-	c.Ref = 1 // LRU: a new element gets one pass of the clock
-	c.State = elemLive
+	if m.hc.hasState {
+		c := h.cold(m, off)
+		c.Ref = 1 // LRU: a new element gets one pass of the clock
+		c.State = elemLive
+	}
 }
 
 func (h *hashOps) update(m *Map, key, value []byte, flags uint64) error {

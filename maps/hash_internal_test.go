@@ -35,28 +35,50 @@ func newInternalMapB(t testing.TB, s Spec) *Map {
 // TestHashGeometry checks the sizes the layout comment promises.
 func TestHashGeometry(t *testing.T) {
 	for _, tc := range []struct {
-		spec            Spec
-		elem, bucket    uint64
-		valueOff, bytes uint64 // bytes: Storage() per entry
+		spec               Spec
+		elem, bucket, cold uint64
+		valueOff           uint64
 	}{
-		{Spec{Type: Hash, KeySize: 4, ValueSize: 8, MaxEntries: 1024}, 16, 8, 8, 0},
-		{Spec{Type: Hash, KeySize: 8, ValueSize: 8, MaxEntries: 1024}, 24, 8, 16, 0},
+		{Spec{Type: Hash, KeySize: 4, ValueSize: 8, MaxEntries: 1024}, 16, 8, 8, 8},
+		{Spec{Type: Hash, KeySize: 8, ValueSize: 8, MaxEntries: 1024}, 24, 8, 8, 16},
 		{Spec{Type: Hash, KeySize: 4, ValueSize: 8, MaxEntries: 1024, Flags: FlagNoPrealloc}, 24, 16, 16, 16},
-		{Spec{Type: PerCPUHash, KeySize: 4, ValueSize: 4, MaxEntries: 1024}, 8 + 2*8, 8, 8, 0},
+		{Spec{Type: PerCPUHash, KeySize: 4, ValueSize: 4, MaxEntries: 1024}, 8 + 2*8, 8, 8, 8},
+		{Spec{Type: LRUHash, KeySize: 4, ValueSize: 8, MaxEntries: 1024}, 16, 8, 16, 8},
 	} {
 		tc.spec.Name = "h"
 		m := newInternalMap(t, tc.spec)
 		c := m.hc
-		if uint64(c.elemSize) != tc.elem || uint64(c.bucketSize) != tc.bucket || uint64(c.valueOff) != tc.valueOff {
-			t.Errorf("%+v: element %d bytes, bucket %d, value at %d; want %d, %d, %d",
-				tc.spec, c.elemSize, c.bucketSize, c.valueOff, tc.elem, tc.bucket, tc.valueOff)
+		if uint64(c.elemSize) != tc.elem || uint64(c.bucketSize) != tc.bucket || uint64(c.coldSize) != tc.cold ||
+			uint64(c.valueOff) != tc.valueOff {
+			t.Errorf("%+v: element %d+%d bytes, bucket %d, value at %d; want %d+%d, %d, %d",
+				tc.spec, c.elemSize, c.coldSize, c.bucketSize, c.valueOff, tc.elem, tc.cold, tc.bucket, tc.valueOff)
 		}
 		want := uint64(1024) * tc.bucket
 		if c.narrow {
-			want += uint64(m.d.PoolLen) * (tc.elem + coldSize)
+			want += uint64(m.d.PoolLen) * (tc.elem + tc.cold)
 		}
 		if m.Storage() != want {
 			t.Errorf("%+v: Storage() = %d, want %d", tc.spec, m.Storage(), want)
+		}
+	}
+}
+
+// TestRetiredBefore checks the 32-bit epoch comparison across the wrap.
+func TestRetiredBefore(t *testing.T) {
+	for _, tc := range []struct {
+		r         uint32
+		done, now uint64
+		before    bool
+	}{
+		{5, 10, 12, true},
+		{10, 10, 12, false},
+		{12, 10, 12, false},
+		{1<<32 - 1, 1 << 32, 1<<32 + 3, true}, // retired just before the wrap
+		{2, 1 << 32, 1<<32 + 3, false},        // after it, inside the window
+		{4, 1 << 32, 1<<32 + 3, true},         // "after now": an element from 2^32 epochs ago
+	} {
+		if got := retiredBefore(tc.r, tc.done, tc.now); got != tc.before {
+			t.Errorf("retiredBefore(%d, %d, %d) = %v", tc.r, tc.done, tc.now, got)
 		}
 	}
 }

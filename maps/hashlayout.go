@@ -49,12 +49,19 @@ import (
 // BPF_ATOMIC) work on its aligned words. A 4-byte key and 8-byte value
 // make a 16-byte hot part: elements never straddle a cache line.
 //
-// Element cold part (elemCold, 24 bytes):
+// Element cold part (elemCold; 8 bytes in a preallocated map that is not
+// LRU, else 16):
 //
-//	0   FreeNext u64  offset of the next element on the free or limbo list
-//	8   Retired u64   RCU epoch at which it was unlinked
-//	16  State u32     elemFree / elemLive
-//	20  Ref u32       LRU age (see evict)
+//	0   FreeNext u32  number of the next element on the free or limbo list
+//	4   Retired u32   RCU epoch at which it was unlinked, modulo 2^32
+//	8   State u32     elemFree / elemLive        (LRU and BPF_F_NO_PREALLOC)
+//	12  Ref u32       LRU age (see evict)        (LRU and BPF_F_NO_PREALLOC)
+//
+// State tells the LRU clock which pool elements are in use; a
+// preallocated HASH has no clock, and every element linked in a bucket is
+// live by construction (fill runs before the element is published), so it
+// keeps no State. The 32-bit epoch is compared within a window (see
+// retiredBefore): an element waits in limbo for one grace period, not 2^31.
 //
 // Where they live:
 //
@@ -62,11 +69,13 @@ import (
 //	                   Cold: PoolLen cold parts, in the same order
 //	BPF_F_NO_PREALLOC  one region block per element: hot part, then cold part
 //
-// A preallocated 4/8 element thus costs 16 + 24 bytes plus its share of
-// the buckets (8 bytes at 64 K entries): 48 bytes, where the kernel's
-// memlock counts 80.
+// A preallocated 4/8 HASH element thus costs 16 + 8 bytes plus its share
+// of the buckets (8 bytes at 64 K entries): 32 bytes, where the kernel's
+// memlock counts 80. An update touches the bucket, the hot part and the
+// cold part: 2 MB for 64 K elements.
 const (
-	coldSize = 24
+	coldSize      = 16 // with State and Ref
+	coldSizeShort = 8  // FreeNext and Retired only
 
 	elemFree = 0
 	elemLive = 1
@@ -86,13 +95,31 @@ type bucket struct {
 // read them with atomic loads. The plain stores matter: each atomic store
 // is a full fence that waits for the value copy's stores and any miss.
 type elemCold struct {
-	FreeNext uint64
-	Retired  uint64
-	State    uint32
-	Ref      uint32
+	FreeNext uint32
+	Retired  uint32
+	State    uint32 // only if hashCache.hasState
+	Ref      uint32 // only if hashCache.hasState
 }
 
 var _ [coldSize - unsafe.Sizeof(elemCold{})]byte
+
+// num is element off's number (narrow maps), 0 for off 0.
+func (c *hashCache) num(off uint64) uint32 {
+	if off == 0 {
+		return 0
+	}
+	return uint32(c.index(off)) + 1
+}
+
+// retiredBefore reports whether an element retired at epoch r (modulo
+// 2^32) was retired before epoch done, given that now, read after the
+// element was taken off its list, is at least its real epoch: r is too
+// recent only if it lies in [done, now], a window as wide as the grace
+// periods that ran during one drain. (An element that waited 2^32 grace
+// periods could fall in it by chance and wait one drain more.)
+func retiredBefore(r uint32, done, now uint64) bool {
+	return r-uint32(done) > uint32(now-done)
+}
 
 // link is a word that links to an element: a bucket's Head or an
 // element's Next, 4 or 8 bytes wide (see hashCache.narrow).
@@ -127,6 +154,10 @@ type hashCache struct {
 	// wordValue: a HASH whose values are one word (4 or 8 bytes) without
 	// special fields, updated in place when it can be (updateInPlace).
 	wordValue bool
+	// hasState: cold parts have State and Ref (coldSize bytes, else
+	// coldSizeShort).
+	hasState bool
+	coldSize uintptr
 }
 
 // index is the pool index of element off (narrow maps; off must be an
@@ -144,7 +175,9 @@ func (h *hashOps) cache(m *Map) hashCache {
 		c.pool, c.cold = m.region.Pointer(d.Pool), m.region.Pointer(d.Cold)
 	}
 	c.valueOff = uintptr(roundUp8(uint32(c.keyOff) + d.KeySize))
-	c.blockSize = uint64(c.elemSize) + coldSize
+	c.hasState = h.lru || !c.narrow
+	c.coldSize = uintptr(h.coldBytes(m))
+	c.blockSize = uint64(c.elemSize) + uint64(c.coldSize)
 	c.wordValue = Type(d.Type) == Hash && d.LockOff == noLock && (d.ValueSize == 4 || d.ValueSize == 8)
 	if c.elemSize != 0 {
 		c.shift = uint(bits.TrailingZeros64(uint64(c.elemSize)))
@@ -167,6 +200,14 @@ func (h *hashOps) linkSize(m *Map) uint32 {
 
 // bucketBytes is the size of one bucket.
 func (h *hashOps) bucketBytes(m *Map) uint64 { return 2 * uint64(h.linkSize(m)) }
+
+// coldBytes is the size of an element's cold part.
+func (h *hashOps) coldBytes(m *Map) uint64 {
+	if h.prealloc(m) && !h.lru {
+		return coldSizeShort
+	}
+	return coldSize
+}
 
 // elemSize is the size of an element's hot part.
 func (h *hashOps) elemSize(m *Map) uint32 {
@@ -250,7 +291,7 @@ func (h *hashOps) store(m *Map, l link, off uint64) {
 func (h *hashOps) cold(m *Map, off uint64) *elemCold {
 	c := &m.hc
 	if c.narrow {
-		return (*elemCold)(unsafe.Add(c.cold, uintptr(c.index(off))*coldSize))
+		return (*elemCold)(unsafe.Add(c.cold, uintptr(c.index(off))*c.coldSize))
 	}
 	return (*elemCold)(m.region.Pointer(off + uint64(c.elemSize)))
 }
