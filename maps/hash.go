@@ -296,8 +296,9 @@ func (h *hashOps) lockBucket(m *Map, b *bucket) {
 	}
 }
 
-// repairBucket drops elements that are not live and second copies of a
-// key (the older one, which a replacement had not yet unlinked).
+// repairBucket drops second copies of a key (the older one, which a
+// replacement had not yet unlinked) and, in maps whose elements keep a
+// State, elements that are not live.
 func (h *hashOps) repairBucket(m *Map, b *bucket) {
 	l := h.headLink(m, b)
 	var seen [][]byte
