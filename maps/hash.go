@@ -592,24 +592,39 @@ func (h *hashOps) updateFor(m *Map, key, value []byte, flags uint64, caller int)
 	return nil
 }
 
-// updateInPlace stores a one-word value over the current one when key is
-// its bucket's newest element, and reports whether it did. A replacement
-// would link the new element at the head, where the key already is, and
-// readers see the old word or the new one, whole: nothing the kernel
-// lets anyone observe changes (bucket order, count, errno), and the
-// update costs no element and no grace period. Only HASH values of 4 or
-// 8 bytes without special fields qualify (hashCache.wordValue).
+// updateInPlace stores a one-word value over the current one and reports
+// whether it did. Only HASH values of 4 or 8 bytes without special fields
+// qualify (hashCache.wordValue): readers see the old word or the new one,
+// whole, and the update costs no element and no grace period.
+//
+// With BPF_F_ZERO_SEED, whose iteration order is the kernel's key for key,
+// only a key that is its bucket's newest element qualifies: a replacement
+// would link the new element at the head, where the key already is, so
+// nothing the kernel lets anyone observe changes (bucket order, count,
+// errno). With a random seed the order is unspecified and no one can
+// compare it with the kernel's, so any existing key qualifies; it keeps
+// its place in its bucket (docs/semantics.md).
 func (h *hashOps) updateInPlace(m *Map, b *bucket, key, value []byte) bool {
-	head := h.headLink(m, b)
-	// A peek without the lock (and outside a read section: the element may
+	at := func() uint64 {
+		if m.hc.anywhere {
+			off, _ := h.find(m, b, key)
+			return off
+		}
+		if off := h.load(m, h.headLink(m, b)); off != 0 && keyEqual(m.region.Pointer(off+uint64(m.hc.keyOff)), key) {
+			return off
+		}
+		return 0
+	}
+	// A peek without the lock (and outside a read section: an element may
 	// be reused under us, which only sends us the slow way or to the check
-	// under the lock) keeps updates of other keys from taking it twice.
-	if off := h.load(m, head); off == 0 || !keyEqual(m.region.Pointer(off+uint64(m.hc.keyOff)), key) {
+	// under the lock) keeps updates that cannot be done in place from
+	// taking the lock twice.
+	if at() == 0 {
 		return false
 	}
 	h.lockBucket(m, b)
-	off := h.load(m, head)
-	done := off != 0 && keyEqual(m.region.Pointer(off+uint64(m.hc.keyOff)), key)
+	off := at()
+	done := off != 0
 	if done {
 		p := h.value(m, off)
 		if len(value) == 8 {

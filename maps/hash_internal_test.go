@@ -208,3 +208,51 @@ func TestHashUpdateInPlaceNotTorn(t *testing.T) {
 }
 
 func key32(k uint32) []byte { return binary.NativeEndian.AppendUint32(nil, k) }
+
+// TestHashUpdateInPlaceAnywhere: with a random seed, an update of any
+// existing key of a one-word HASH keeps its element and its place (the
+// iteration order does not change), and a value with a lock, or a
+// ZERO_SEED map's key behind another, is replaced as before.
+func TestHashUpdateInPlaceAnywhere(t *testing.T) {
+	m := newInternalMap(t, Spec{Name: "h", Type: Hash, KeySize: 4, ValueSize: 8, MaxEntries: 64})
+	h := m.ops.(*hashOps)
+	for k := range uint32(64) {
+		if err := m.Update(key32(k), make([]byte, 8), UpdateAny); err != nil {
+			t.Fatal(err)
+		}
+	}
+	order := func() []uint32 {
+		var got []uint32
+		var cur []byte
+		next := make([]byte, 4)
+		for m.NextKey(cur, next) == nil {
+			got = append(got, binary.NativeEndian.Uint32(next))
+			cur = append(cur[:0], next...)
+		}
+		return got
+	}
+	before := order()
+	for i := range uint32(200) {
+		k := key32(i * 13 % 64)
+		was, _ := h.find(m, h.bucket(m, keyHash(k, m.d.Seed)), k)
+		if err := m.Update(k, binary.NativeEndian.AppendUint64(nil, uint64(i)), UpdateExist); err != nil {
+			t.Fatal(err)
+		}
+		if is, _ := h.find(m, h.bucket(m, keyHash(k, m.d.Seed)), k); is != was {
+			t.Fatalf("update %d moved key %d from element %#x to %#x", i, i*13%64, was, is)
+		}
+	}
+	if after := order(); !slices.Equal(before, after) {
+		t.Fatalf("order changed by in-place updates:\n%v\n%v", before, after)
+	}
+
+	locked := newInternalMap(t, Spec{Name: "l", Type: Hash, KeySize: 4, ValueSize: 8, MaxEntries: 4, HasLock: true, LockOffset: 0})
+	if locked.hc.wordValue || locked.hc.anywhere {
+		t.Fatal("a value with a bpf_spin_lock must not be updated in place")
+	}
+	zero := newInternalMap(t, Spec{Name: "z", Type: Hash, KeySize: 4, ValueSize: 8, MaxEntries: 4, Flags: FlagZeroSeed})
+	lru := newInternalMap(t, Spec{Name: "r", Type: LRUHash, KeySize: 4, ValueSize: 8, MaxEntries: 4})
+	if !zero.hc.wordValue || zero.hc.anywhere || lru.hc.wordValue {
+		t.Fatal("ZERO_SEED: head only; LRU: never")
+	}
+}

@@ -154,6 +154,9 @@ type hashCache struct {
 	// wordValue: a HASH whose values are one word (4 or 8 bytes) without
 	// special fields, updated in place when it can be (updateInPlace).
 	wordValue bool
+	// anywhere: wordValue, and the key need not be its bucket's newest
+	// (a random seed: the iteration order is not the kernel's anyway).
+	anywhere bool
 	// hasState: cold parts have State and Ref (coldSize bytes, else
 	// coldSizeShort).
 	hasState bool
@@ -179,6 +182,7 @@ func (h *hashOps) cache(m *Map) hashCache {
 	c.coldSize = uintptr(h.coldBytes(m))
 	c.blockSize = uint64(c.elemSize) + uint64(c.coldSize)
 	c.wordValue = Type(d.Type) == Hash && d.LockOff == noLock && (d.ValueSize == 4 || d.ValueSize == 8)
+	c.anywhere = c.wordValue && d.Flags&FlagZeroSeed == 0
 	if c.elemSize != 0 {
 		c.shift = uint(bits.TrailingZeros64(uint64(c.elemSize)))
 		odd := uint64(c.elemSize) >> c.shift
