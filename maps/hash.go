@@ -21,7 +21,8 @@ import (
 // or deleted element keeps its Next link and is reused only after a grace
 // period, so a reader standing on it finishes its walk safely. New and
 // replacing elements are linked at the bucket head (newest first), as the
-// kernel does.
+// kernel does; a one-word HASH value is instead overwritten in place when
+// that changes nothing the kernel's order promises (updateInPlace).
 //
 // Preallocated elements sit on one of two lists in the descriptor: Free
 // (ready to use) and Limbo (unlinked, waiting for a grace period). A writer
