@@ -256,3 +256,20 @@ func TestHashUpdateInPlaceAnywhere(t *testing.T) {
 		t.Fatal("ZERO_SEED: head only; LRU: never")
 	}
 }
+
+// TestKeyHashShortcuts: the 4- and 8-byte cases are jhash2's.
+func TestKeyHashShortcuts(t *testing.T) {
+	x := uint32(12345)
+	for i := range 10000 {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		k := binary.NativeEndian.AppendUint32(binary.NativeEndian.AppendUint32(nil, x), x*2654435761)
+		seed := x * uint32(i)
+		for _, key := range [][]byte{k[:4], k} {
+			if got, want := keyHash(key, seed), jhash2(key, seed); got != want {
+				t.Fatalf("keyHash(% x, %#x) = %#x, jhash2 %#x", key, seed, got, want)
+			}
+		}
+	}
+}
