@@ -214,7 +214,21 @@ func key32(k uint32) []byte { return binary.NativeEndian.AppendUint32(nil, k) }
 // iteration order does not change), and a value with a lock, or a
 // ZERO_SEED map's key behind another, is replaced as before.
 func TestHashUpdateInPlaceAnywhere(t *testing.T) {
-	m := newInternalMap(t, Spec{Name: "h", Type: Hash, KeySize: 4, ValueSize: 8, MaxEntries: 64})
+	for _, flags := range []uint32{0, FlagNoPrealloc} {
+		testInPlaceAnywhere(t, newInternalMap(t, Spec{Name: "h", Type: Hash, KeySize: 4, ValueSize: 8, MaxEntries: 64, Flags: flags}))
+	}
+	locked := newInternalMap(t, Spec{Name: "l", Type: Hash, KeySize: 4, ValueSize: 8, MaxEntries: 4, HasLock: true, LockOffset: 0})
+	if locked.hc.wordValue || locked.hc.anywhere {
+		t.Fatal("a value with a bpf_spin_lock must not be updated in place")
+	}
+	zero := newInternalMap(t, Spec{Name: "z", Type: Hash, KeySize: 4, ValueSize: 8, MaxEntries: 4, Flags: FlagZeroSeed})
+	lru := newInternalMap(t, Spec{Name: "r", Type: LRUHash, KeySize: 4, ValueSize: 8, MaxEntries: 4})
+	if !zero.hc.wordValue || zero.hc.anywhere || lru.hc.wordValue {
+		t.Fatal("ZERO_SEED: head only; LRU: never")
+	}
+}
+
+func testInPlaceAnywhere(t *testing.T, m *Map) {
 	h := m.ops.(*hashOps)
 	for k := range uint32(64) {
 		if err := m.Update(key32(k), make([]byte, 8), UpdateAny); err != nil {
@@ -244,16 +258,6 @@ func TestHashUpdateInPlaceAnywhere(t *testing.T) {
 	}
 	if after := order(); !slices.Equal(before, after) {
 		t.Fatalf("order changed by in-place updates:\n%v\n%v", before, after)
-	}
-
-	locked := newInternalMap(t, Spec{Name: "l", Type: Hash, KeySize: 4, ValueSize: 8, MaxEntries: 4, HasLock: true, LockOffset: 0})
-	if locked.hc.wordValue || locked.hc.anywhere {
-		t.Fatal("a value with a bpf_spin_lock must not be updated in place")
-	}
-	zero := newInternalMap(t, Spec{Name: "z", Type: Hash, KeySize: 4, ValueSize: 8, MaxEntries: 4, Flags: FlagZeroSeed})
-	lru := newInternalMap(t, Spec{Name: "r", Type: LRUHash, KeySize: 4, ValueSize: 8, MaxEntries: 4})
-	if !zero.hc.wordValue || zero.hc.anywhere || lru.hc.wordValue {
-		t.Fatal("ZERO_SEED: head only; LRU: never")
 	}
 }
 
