@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"unsafe"
+
+	"github.com/userbpf/userbpf/shm"
 )
 
 // Batch commands (BPF_MAP_*_BATCH). keys and values hold count elements
@@ -217,7 +219,14 @@ func (h *hashOps) lookupBatch(m *Map, in, out, keys, values []byte, elemFlags, f
 		h.lockBucket(m, b)
 		n := 0
 		for off := h.load(m, h.headLink(m, b)); off != 0; off = h.load(m, h.nextLink(m, off)) {
-			n++
+			if n++; n > int(m.hc.maxSteps) {
+				break // a cycle: only corruption makes one
+			}
+		}
+		if n > int(m.hc.maxSteps) {
+			b.Lock.Unlock()
+			err = fmt.Errorf("%w: bucket %d links in a cycle", shm.ErrCorrupt, batch)
+			break
 		}
 		if n > count-total {
 			b.Lock.Unlock()

@@ -277,3 +277,46 @@ func TestKeyHashShortcuts(t *testing.T) {
 		}
 	}
 }
+
+// TestHashScribbledLinks: links another process scribbled on (numbers
+// past the pool, a cycle) end a walk: no command panics, loops forever or
+// touches memory outside the map.
+func TestHashScribbledLinks(t *testing.T) {
+	m := newInternalMap(t, Spec{Name: "h", Type: Hash, KeySize: 4, ValueSize: 8, MaxEntries: 16})
+	h := m.ops.(*hashOps)
+	v := make([]byte, 8)
+	for k := range uint32(16) {
+		if err := m.Update(key32(k), v, UpdateAny); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range m.d.NBuckets {
+		p := (*uint32)(h.headLink(m, h.bucket(m, i)).p)
+		switch i % 3 {
+		case 0:
+			*p = ^uint32(0) // past the pool
+		case 1:
+			if *p != 0 {
+				*(*uint32)(m.region.Pointer(h.load(m, h.headLink(m, h.bucket(m, i))))) = *p // a cycle of one
+			}
+		}
+	}
+	next, keys, vals, out := make([]byte, 4), make([]byte, 4*32), make([]byte, 8*32), make([]byte, 4)
+	for k := range uint32(32) {
+		m.Lookup(key32(k), v, 0)
+		m.Update(key32(k), v, UpdateAny)
+		m.Delete(key32(k))
+		m.NextKey(key32(k), next)
+	}
+	m.LookupBatch(nil, out, keys, vals, 0, 0)
+}
+
+// TestHashCorruptColdOffset: a descriptor whose cold parts lie outside the
+// heap is refused at open.
+func TestHashCorruptColdOffset(t *testing.T) {
+	m := newInternalMap(t, Spec{Name: "h", Type: Hash, KeySize: 4, ValueSize: 8, MaxEntries: 16})
+	m.d.Cold = 1 << 40
+	if _, err := Open(m.region, m.rcu, "h", 0); err == nil {
+		t.Fatal("opened a map whose cold parts are outside the region")
+	}
+}
