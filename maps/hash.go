@@ -497,7 +497,7 @@ func (h *hashOps) updateFor(m *Map, key, value []byte, flags uint64, caller int)
 	if op > UpdateExist || flags&FlagLock != 0 && h.perCPU {
 		return fmt.Errorf("%w: update flags %#x", ErrInvalid, flags)
 	}
-	hash := keyHash(key, m.d.Seed)
+	hash := keyHash(key, m.hc.seed)
 	b := h.bucket(m, hash)
 	if flags&FlagLock != 0 {
 		// BPF_F_LOCK on an existing element updates it in place under its lock.
@@ -665,7 +665,7 @@ func (h *hashOps) unlink(m *Map, b *bucket, off uint64) bool {
 }
 
 func (h *hashOps) delete(m *Map, key []byte) error {
-	hash := keyHash(key, m.d.Seed)
+	hash := keyHash(key, m.hc.seed)
 	b := h.bucket(m, hash)
 	h.lockBucket(m, b)
 	off, l := h.find(m, b, key)
@@ -681,7 +681,7 @@ func (h *hashOps) delete(m *Map, key []byte) error {
 }
 
 func (h *hashOps) lookupAndDelete(m *Map, key, value []byte, flags uint64) error {
-	hash := keyHash(key, m.d.Seed)
+	hash := keyHash(key, m.hc.seed)
 	b := h.bucket(m, hash)
 	h.lockBucket(m, b)
 	off, l := h.find(m, b, key)
@@ -700,7 +700,7 @@ func (h *hashOps) lookupAndDelete(m *Map, key, value []byte, flags uint64) error
 func (h *hashOps) nextKey(m *Map, key, next []byte) error {
 	i := uint32(0)
 	if key != nil {
-		hash := keyHash(key, m.d.Seed)
+		hash := keyHash(key, m.hc.seed)
 		if off, _ := h.find(m, h.bucket(m, hash), key); off != 0 {
 			if n := h.load(m, h.nextLink(m, off)); n != 0 {
 				copy(next, h.key(m, n))

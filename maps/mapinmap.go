@@ -198,7 +198,7 @@ func (o *mapInMapOps) update(m *Map, key, value []byte, flags uint64) error {
 // descriptor offset.
 func (o *mapInMapOps) hashStore(m *Map, key []byte, descOff uint64, flags uint64) (uint64, error) {
 	h := o.hash
-	hash := keyHash(key, m.d.Seed)
+	hash := keyHash(key, m.hc.seed)
 	b := h.bucket(m, hash)
 	h.lockBucket(m, b)
 	if cur, _ := h.find(m, b, key); cur != 0 {
@@ -251,7 +251,7 @@ func (o *mapInMapOps) deleteFlags(m *Map, key []byte, flags uint64) error {
 		}
 	} else {
 		h := o.hash
-		hash := keyHash(key, m.d.Seed)
+		hash := keyHash(key, m.hc.seed)
 		b := h.bucket(m, hash)
 		h.lockBucket(m, b)
 		off, l := h.find(m, b, key)
