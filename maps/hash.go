@@ -701,8 +701,9 @@ func (h *hashOps) nextKey(m *Map, key, next []byte) error {
 	i := uint32(0)
 	if key != nil {
 		hash := keyHash(key, m.hc.seed)
-		if off, _ := h.find(m, h.bucket(m, hash), key); off != 0 {
-			if n := h.load(m, h.nextLink(m, off)); n != 0 {
+		b := h.bucket(m, hash)
+		if off, _ := h.find(m, b, key); off != 0 {
+			if n := h.load(m, h.nextLink(m, off)); n != 0 && h.forward(m, b, hash, off, n) {
 				copy(next, h.key(m, n))
 				return nil
 			}
@@ -710,12 +711,38 @@ func (h *hashOps) nextKey(m *Map, key, next []byte) error {
 		}
 	}
 	for ; i < m.d.NBuckets; i++ {
-		if off := h.load(m, h.headLink(m, h.bucket(m, i))); off != 0 {
+		// (A head whose key is another bucket's was scribbled on: it
+		// would send the iteration back.)
+		if off := h.load(m, h.headLink(m, h.bucket(m, i))); off != 0 && keyHash(h.key(m, off), m.hc.seed)&m.hc.mask == i {
 			copy(next, h.key(m, off))
 			return nil
 		}
 	}
 	return ErrKeyNotExist
+}
+
+// forward reports whether n, the element after off in bucket b (hash is
+// off's key's), moves an iteration forward: it belongs to the bucket and
+// does not come before off. Inside a read-side section a real chain
+// always does (elements are not reused under it); only links a peer
+// scribbled on send an iteration back, which forever is where it would
+// cycle, so such a link ends the bucket.
+func (h *hashOps) forward(m *Map, b *bucket, hash uint32, off, n uint64) bool {
+	if keyHash(h.key(m, n), m.hc.seed)&m.hc.mask != hash&m.hc.mask {
+		return false
+	}
+	l := h.headLink(m, b)
+	for steps := m.hc.maxSteps; steps > 0; steps-- {
+		cur := h.load(m, l)
+		if cur == n {
+			return false
+		}
+		if cur == off || cur == 0 {
+			return true
+		}
+		l = h.nextLink(m, cur)
+	}
+	return false
 }
 
 // evictBatch is how many elements an LRU map evicts at once when it has
