@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"unsafe"
+
+	"github.com/userbpf/userbpf/shm"
 )
 
 // Batch commands (BPF_MAP_*_BATCH). keys and values hold count elements
@@ -216,8 +218,15 @@ func (h *hashOps) lookupBatch(m *Map, in, out, keys, values []byte, elemFlags, f
 		b := h.bucket(m, batch)
 		h.lockBucket(m, b)
 		n := 0
-		for off := b.Head.Load(); off != 0; off = h.elem(m, off).Next.Load() {
-			n++
+		for off := h.load(m, h.headLink(m, b)); off != 0; off = h.load(m, h.nextLink(m, off)) {
+			if n++; n > int(m.hc.maxSteps) {
+				break // a cycle: only corruption makes one
+			}
+		}
+		if n > int(m.hc.maxSteps) {
+			b.Lock.Unlock()
+			err = fmt.Errorf("%w: bucket %d links in a cycle", shm.ErrCorrupt, batch)
+			break
 		}
 		if n > count-total {
 			b.Lock.Unlock()
@@ -227,7 +236,7 @@ func (h *hashOps) lookupBatch(m *Map, in, out, keys, values []byte, elemFlags, f
 			break
 		}
 		var dead []uint64
-		for off := b.Head.Load(); off != 0; off = h.elem(m, off).Next.Load() {
+		for off := h.load(m, h.headLink(m, b)); off != 0; off = h.load(m, h.nextLink(m, off)) {
 			copy(keys[total*ks:], h.key(m, off))
 			if sc, ok := m.ops.(storedCopier); ok {
 				sc.copyStoredOut(m, values[total*vs:(total+1)*vs], h.value(m, off))
@@ -243,7 +252,7 @@ func (h *hashOps) lookupBatch(m *Map, in, out, keys, values []byte, elemFlags, f
 			}
 		}
 		if del && len(dead) > 0 {
-			b.Head.Store(0)
+			h.store(m, h.headLink(m, b), 0)
 			m.d.Count.Add(-int64(len(dead)))
 		}
 		b.Lock.Unlock()

@@ -64,12 +64,11 @@ var _ = proctest.Register("internal-half-update", func(args []string) error {
 	h.lockBucket(m, b)
 	switch args[2] {
 	case "replace":
-		h.fill(m, nu, hash, key, value)
-		h.elem(m, nu).Next.Store(b.Head.Load())
-		b.Head.Store(nu)
+		h.fill(m, nu, key, value)
+		h.linkHead(m, b, nu)
 	case "unlink":
-		off, link := h.find(m, b, hash, key)
-		link.Store(h.elem(m, off).Next.Load())
+		off, l := h.find(m, b, key)
+		h.unlinkAt(m, l, off)
 	case "reserve":
 		if !h.reserve(m) {
 			return errors.New("full")

@@ -9,7 +9,7 @@ import (
 const descMagic = 0x50414d55
 
 // descVersion is the descriptor layout version.
-const descVersion = 1
+const descVersion = 2
 
 // noLock in LockOff means the value has no bpf_spin_lock.
 const noLock = ^uint32(0)
@@ -29,9 +29,9 @@ const noLock = ^uint32(0)
 //	32  NCPU u32        per-CPU copies of each value (the region's CPUs)
 //	36  Seed u32        hash seed (0 with BPF_F_ZERO_SEED)
 //	40  NBuckets u32    hash: buckets, a power of two
-//	44  ElemSize u32    hash: bytes per element; array: value stride
+//	44  ElemSize u32    hash: bytes per element's hot part; array: value stride
 //	48  Data u64        array: values; hash: buckets
-//	56  Pool u64        hash: the element pool
+//	56  Pool u64        hash: the preallocated elements' hot parts
 //	64  PoolLen u32     hash: elements in the pool
 //	68  Frozen u32      1 once frozen (never cleared)
 //	72  Count i64       hash: elements linked in buckets
@@ -45,7 +45,8 @@ const noLock = ^uint32(0)
 //	144 FormatLen u32
 //	148 (padding) u32
 //	152 Graph u64       the value's graph type table (graph.Table), 0 without containers
-//	160 (reserved to 256)
+//	160 Cold u64        hash: the preallocated elements' cold parts
+//	168 (reserved to 256)
 type desc struct {
 	Magic      uint32
 	Version    uint32
@@ -74,7 +75,8 @@ type desc struct {
 	FormatLen  atomic.Uint32
 	_          uint32
 	Graph      uint64
-	_          [96]byte
+	Cold       uint64
+	_          [88]byte
 }
 
 const descSize = 256

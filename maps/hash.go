@@ -9,39 +9,20 @@ import (
 	"runtime"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
-	"github.com/userbpf/userbpf/lock"
 	"github.com/userbpf/userbpf/shm"
 )
 
 // hashOps implements HASH, PERCPU_HASH, LRU_HASH and LRU_PERCPU_HASH
-// (kernel/bpf/hashtab.c).
-//
-// Buckets (n_buckets = roundup_pow_of_two(max_entries), 16 bytes each):
-//
-//	0  Lock u32    bucket lock (a lock.SpinLock word) for writers
-//	8  Head u64    offset of the first element, 0 if empty
+// (kernel/bpf/hashtab.c). The storage layout is drawn in hashlayout.go.
 //
 // Writers link, unlink and replace elements under the bucket lock; readers
 // walk buckets without locks inside an RCU read-side section. A replaced
 // or deleted element keeps its Next link and is reused only after a grace
 // period, so a reader standing on it finishes its walk safely. New and
 // replacing elements are linked at the bucket head (newest first), as the
-// kernel does.
-//
-// Element (ElemSize bytes; 64 when that is enough, as the kernel's
-// htab_elem for small keys and values, else a multiple of 16). What a
-// reader touches comes first, the writers' bookkeeping last:
-//
-//	0    Next u64      next element in the bucket
-//	8    Hash u32      the key's hash
-//	12   State u32     elemFree / elemLive
-//	16   Key [round_up(key_size, 8)]
-//	…    Value [round_up(value_size, 8)], or ncpu × that for per-CPU maps
-//	end-24  FreeNext u64  next element on the free or limbo list
-//	end-16  Retired u64   RCU epoch at which it was unlinked
-//	end-8   Ref u32       LRU: referenced since the clock last passed
+// kernel does; a one-word HASH value is instead overwritten in place when
+// that changes nothing the kernel's order promises (updateInPlace).
 //
 // Preallocated elements sit on one of two lists in the descriptor: Free
 // (ready to use) and Limbo (unlinked, waiting for a grace period). A writer
@@ -50,27 +31,6 @@ import (
 type hashOps struct {
 	perCPU bool
 	lru    bool
-}
-
-const (
-	elemHeader = 16 // Next, Hash, State
-	elemTail   = 24 // FreeNext, Retired, Ref
-	bucketSize = 16
-
-	elemFree = 0
-	elemLive = 1
-)
-
-type bucket struct {
-	Lock lock.SpinLock
-	_    uint32
-	Head atomic.Uint64
-}
-
-type elem struct {
-	Next  atomic.Uint64
-	Hash  uint32
-	State atomic.Uint32
 }
 
 // elemLists are the lists preallocated elements move between (24 bytes;
@@ -84,13 +44,6 @@ type elemLists struct {
 	Free  atomic.Uint64
 	Limbo atomic.Uint64
 	Clock atomic.Uint64
-}
-
-type elemTailFields struct {
-	FreeNext atomic.Uint64
-	Retired  atomic.Uint64
-	Ref      atomic.Uint32
-	_        uint32
 }
 
 // htabCreateFlags is HTAB_CREATE_FLAG_MASK.
@@ -175,12 +128,13 @@ func (h *hashOps) alloc(m *Map) error {
 		rand.Read(b[:])
 		d.Seed = binary.NativeEndian.Uint32(b[:])
 	}
-	buckets, err := m.region.Alloc(uint64(d.NBuckets) * bucketSize)
+	buckets, err := m.region.Alloc(uint64(d.NBuckets) * h.bucketBytes(m))
 	if err != nil {
 		return fmt.Errorf("%w: %d buckets: %v", ErrNoMemory, d.NBuckets, err)
 	}
 	d.Data = buckets
 	if !h.prealloc(m) {
+		m.hc = h.cache(m)
 		return nil
 	}
 	d.PoolLen = d.MaxEntries + h.spares(m)
@@ -189,21 +143,29 @@ func (h *hashOps) alloc(m *Map) error {
 		m.region.Free(buckets)
 		return fmt.Errorf("%w: %d preallocated elements: %v", ErrNoMemory, d.PoolLen, err)
 	}
-	d.Pool = pool
+	cold, err := m.region.Alloc(uint64(d.PoolLen) * h.coldBytes(m))
+	if err != nil {
+		m.region.Free(buckets)
+		m.region.Free(pool)
+		return fmt.Errorf("%w: %d preallocated elements' cold parts: %v", ErrNoMemory, d.PoolLen, err)
+	}
+	d.Pool, d.Cold = pool, cold
 	if h.perCPULRU(m) {
 		parts, err := m.region.Alloc(uint64(m.ncpu) * 64)
 		if err != nil {
 			m.region.Free(buckets)
 			m.region.Free(pool)
+			m.region.Free(cold)
 			return fmt.Errorf("%w: per-CPU LRU lists: %v", ErrNoMemory, err)
 		}
 		d.Parts = parts
 	}
+	m.hc = h.cache(m)
 	// Chain every element on its set's free list, first element on top.
 	for i := d.PoolLen; i > 0; i-- {
 		off := pool + uint64(i-1)*uint64(d.ElemSize)
 		l := h.listsOf(m, off)
-		h.tail(m, off).FreeNext.Store(shm.HeadOffset(l.Free.Load()))
+		h.cold(m, off).FreeNext = m.hc.num(shm.HeadOffset(l.Free.Load()))
 		l.Free.Store(off)
 	}
 	return nil
@@ -238,7 +200,7 @@ func (h *hashOps) partOf(m *Map, off uint64) int {
 	if !h.perCPULRU(m) {
 		return 0
 	}
-	return int((off - m.d.Pool) / uint64(m.d.ElemSize) / uint64(h.partLen(m)))
+	return int(m.hc.index(off) / uint64(h.partLen(m)))
 }
 
 // insertPart is the list set an insert from this thread uses: the CPU it
@@ -256,6 +218,7 @@ func (h *hashOps) free(m *Map) {
 	}
 	if m.d.Pool != 0 {
 		m.region.Free(m.d.Pool)
+		m.region.Free(m.d.Cold)
 	}
 	m.region.Free(m.d.Data)
 }
@@ -266,11 +229,21 @@ func (h *hashOps) validate(m *Map) error {
 		d.ElemSize != h.elemSize(m) {
 		return fmt.Errorf("bad hash geometry")
 	}
-	if _, err := m.region.Bytes(d.Data, uint64(d.NBuckets)*bucketSize); err != nil {
+	if _, err := m.region.Bytes(d.Data, uint64(d.NBuckets)*h.bucketBytes(m)); err != nil {
 		return err
 	}
-	if d.Pool != 0 {
+	if !h.prealloc(m) {
+		if d.PoolLen != 0 {
+			return fmt.Errorf("a pool of %d elements in a map without preallocation", d.PoolLen)
+		}
+	} else {
+		if d.PoolLen < d.MaxEntries {
+			return fmt.Errorf("a pool of %d elements for %d entries", d.PoolLen, d.MaxEntries)
+		}
 		if _, err := m.region.Bytes(d.Pool, uint64(d.PoolLen)*uint64(d.ElemSize)); err != nil {
+			return err
+		}
+		if _, err := m.region.Bytes(d.Cold, uint64(d.PoolLen)*h.coldBytes(m)); err != nil {
 			return err
 		}
 	}
@@ -285,93 +258,34 @@ func (h *hashOps) validate(m *Map) error {
 	return nil
 }
 
-func (h *hashOps) bucket(m *Map, hash uint32) *bucket {
-	return (*bucket)(m.region.Pointer(m.d.Data + uint64(hash&(m.d.NBuckets-1))*bucketSize))
-}
-
-func (h *hashOps) elemSize(m *Map) uint32 {
-	n := elemHeader + roundUp8(m.d.KeySize) + h.valueBytes(m) + elemTail
-	if n <= 64 {
-		return 64
+// find walks a bucket for key; it returns the element and the link to it
+// (the bucket head or the previous element's Next).
+func (h *hashOps) find(m *Map, b *bucket, key []byte) (uint64, link) {
+	l := h.headLink(m, b)
+	for steps := m.hc.maxSteps; steps > 0; steps-- {
+		off := h.load(m, l)
+		if off == 0 {
+			return 0, link{}
+		}
+		if keyEqual(m.region.Pointer(off+uint64(m.hc.keyOff)), key) {
+			return off, l
+		}
+		l = h.nextLink(m, off)
 	}
-	return (n + 15) &^ 15
+	return 0, link{} // a cycle: only corruption makes one
 }
 
-func (h *hashOps) elem(m *Map, off uint64) *elem { return (*elem)(m.region.Pointer(off)) }
-
-func (h *hashOps) tail(m *Map, off uint64) *elemTailFields {
-	return (*elemTailFields)(m.region.Pointer(off + uint64(m.d.ElemSize) - elemTail))
+// unlinkAt removes element off, which l links to (bucket lock held).
+func (h *hashOps) unlinkAt(m *Map, l link, off uint64) {
+	h.store(m, l, h.load(m, h.nextLink(m, off)))
 }
 
-func (h *hashOps) key(m *Map, off uint64) []byte {
-	return storage(m.region.Pointer(off+elemHeader), m.keySize)
-}
-
-func (h *hashOps) value(m *Map, off uint64) unsafe.Pointer {
-	return m.region.Pointer(off + elemHeader + uint64(roundUp8(m.keySize)))
-}
-
-// find walks a bucket for key; it returns the element and the word that
-// links to it (the bucket head or the previous element's Next).
-func (h *hashOps) find(m *Map, b *bucket, hash uint32, key []byte) (uint64, *atomic.Uint64) {
-	link := &b.Head
-	for steps := uint32(0); steps <= m.d.PoolLen+m.maxEntries; steps++ {
-		off := link.Load()
-		if off == 0 || !h.elemOK(m, off) {
-			return 0, nil
-		}
-		e := h.elem(m, off)
-		if e.Hash == hash && bytes.Equal(h.key(m, off), key) {
-			return off, link
-		}
-		link = &e.Next
-	}
-	return 0, nil // a cycle: only corruption makes one
-}
-
-// lookupElem is the readers' walk: find without tracking links, on the
-// handle's cached copies of the descriptor fields (the hot path of every
-// lookup from user space and from programs).
-func (h *hashOps) lookupElem(m *Map, key []byte) unsafe.Pointer {
-	c := &m.hc
-	hash := keyHash(key, c.seed)
-	b := (*bucket)(unsafe.Add(c.buckets, uintptr(hash&c.mask)*bucketSize))
-	off := b.Head.Load()
-	for steps := c.maxSteps; off != 0 && steps > 0; steps-- {
-		// Offsets come from shared memory: one another process could
-		// have scribbled on. Never follow one outside the map's elements.
-		// (In the pool is enough to be safe to read; alignment is checked
-		// off the hot path.)
-		if c.poolN != 0 && off-c.poolLo > c.poolN-c.elemSize || c.poolN == 0 && !h.elemOK(m, off) {
-			return nil
-		}
-		e := h.elem(m, off)
-		if e.Hash == hash && string(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(e), elemHeader)), len(key))) == string(key) {
-			return unsafe.Add(unsafe.Pointer(e), c.valueOff)
-		}
-		off = e.Next.Load()
-	}
-	return nil
-}
-
-// hashCache holds a hash map's immutable geometry in the handle, so the
-// read path does not reload it from the shared descriptor.
-type hashCache struct {
-	seed     uint32
-	mask     uint32
-	maxSteps uint32 // a walk longer than this means a cycle: corruption
-	buckets  unsafe.Pointer
-	valueOff uintptr
-	// poolLo and poolN bound a preallocated pool (poolN 0 without one);
-	// elemSize is an element's size.
-	poolLo, poolN, elemSize uint64
-}
-
-func (h *hashOps) cache(m *Map) hashCache {
-	d := m.d
-	return hashCache{seed: d.Seed, mask: d.NBuckets - 1, maxSteps: d.PoolLen + d.MaxEntries + 1,
-		buckets: m.region.Pointer(d.Data), valueOff: elemHeader + uintptr(roundUp8(d.KeySize)),
-		poolLo: d.Pool, poolN: uint64(d.PoolLen) * uint64(d.ElemSize), elemSize: uint64(max(d.ElemSize, 1))}
+// linkHead links element off at bucket b's head (lock held): readers find
+// it first from then on.
+func (h *hashOps) linkHead(m *Map, b *bucket, off uint64) {
+	head := h.headLink(m, b)
+	h.storeNew(m, off, h.load(m, head))
+	h.store(m, head, off)
 }
 
 // lockBucket takes a bucket's lock. If the previous holder died, it may
@@ -383,13 +297,13 @@ func (h *hashOps) lockBucket(m *Map, b *bucket) {
 	}
 }
 
-// repairBucket drops elements that are not live and second copies of a
-// key (the older one, which a replacement had not yet unlinked).
+// repairBucket drops second copies of a key (the older one, which a
+// replacement had not yet unlinked) and, in maps whose elements keep a
+// State, elements that are not live.
 func (h *hashOps) repairBucket(m *Map, b *bucket) {
-	link := &b.Head
+	l := h.headLink(m, b)
 	var seen [][]byte
-	for off := link.Load(); off != 0; off = link.Load() {
-		e := h.elem(m, off)
+	for steps, off := m.hc.maxSteps, h.load(m, l); off != 0 && steps > 0; steps, off = steps-1, h.load(m, l) {
 		k := h.key(m, off)
 		dup := false
 		for _, s := range seen {
@@ -398,8 +312,8 @@ func (h *hashOps) repairBucket(m *Map, b *bucket) {
 				break
 			}
 		}
-		if dup || e.State.Load() != elemLive {
-			link.Store(e.Next.Load())
+		if dup || m.hc.hasState && atomic.LoadUint32(&h.cold(m, off).State) != elemLive {
+			h.unlinkAt(m, l, off)
 			if dup {
 				// The older copy of a key caught mid-replacement: the count
 				// counted the key once, so only the element goes back.
@@ -408,7 +322,7 @@ func (h *hashOps) repairBucket(m *Map, b *bucket) {
 			continue
 		}
 		seen = append(seen, append([]byte(nil), k...))
-		link = &e.Next
+		l = h.nextLink(m, off)
 	}
 }
 
@@ -429,7 +343,7 @@ const (
 
 func (h *hashOps) getElemFor(m *Map, caller int) (uint64, error) {
 	if !h.prealloc(m) {
-		off, err := m.region.Alloc(uint64(m.d.ElemSize))
+		off, err := m.region.Alloc(m.hc.blockSize)
 		if err != nil {
 			return 0, fmt.Errorf("%w: %v", ErrNoMemory, err)
 		}
@@ -479,7 +393,7 @@ func (h *hashOps) drainLimbo(m *Map, l *elemLists, done uint64) {
 		if off == 0 {
 			return
 		}
-		if h.tail(m, off).Retired.Load() >= done {
+		if !retiredBefore(h.cold(m, off).Retired, done, m.rcuWords.Epoch.Load()) {
 			h.push(m, &l.Limbo, off) // retired after our grace period began
 			return
 		}
@@ -494,7 +408,7 @@ func (h *hashOps) pop(m *Map, head *atomic.Uint64) uint64 {
 		if off == 0 || !h.inPool(m, off) {
 			return 0
 		}
-		next := h.tail(m, off).FreeNext.Load()
+		next := m.hc.elemAt(atomic.LoadUint32(&h.cold(m, off).FreeNext))
 		if head.CompareAndSwap(hd, shm.NextHead(hd, next)) {
 			return off
 		}
@@ -502,10 +416,10 @@ func (h *hashOps) pop(m *Map, head *atomic.Uint64) uint64 {
 }
 
 func (h *hashOps) push(m *Map, head *atomic.Uint64, off uint64) {
-	t := h.tail(m, off)
+	t := h.cold(m, off)
 	for {
 		hd := head.Load()
-		t.FreeNext.Store(shm.HeadOffset(hd))
+		t.FreeNext = m.hc.num(shm.HeadOffset(hd))
 		if head.CompareAndSwap(hd, shm.NextHead(hd, off)) {
 			return
 		}
@@ -519,7 +433,9 @@ func (h *hashOps) putElem(m *Map, off uint64, retired bool) {
 	if retired {
 		m.drainValue(h.value(m, off)) // deleted, replaced or evicted: its containers go
 	}
-	h.elem(m, off).State.Store(elemFree)
+	if m.hc.hasState {
+		h.cold(m, off).State = elemFree
+	}
 	if !h.prealloc(m) {
 		if retired {
 			m.rcu.Retire(off)
@@ -533,7 +449,7 @@ func (h *hashOps) putElem(m *Map, off uint64, retired bool) {
 		h.push(m, &l.Free, off)
 		return
 	}
-	h.tail(m, off).Retired.Store(m.rcuWords.Epoch.Load())
+	h.cold(m, off).Retired = uint32(m.rcuWords.Epoch.Load())
 	h.push(m, &l.Limbo, off)
 }
 
@@ -543,20 +459,21 @@ func (h *hashOps) elemOK(m *Map, off uint64) bool {
 	if m.d.Pool != 0 {
 		return h.inPool(m, off)
 	}
-	_, err := m.region.Bytes(off, uint64(m.d.ElemSize))
+	_, err := m.region.Bytes(off, m.hc.blockSize)
 	return err == nil
 }
 
 func (h *hashOps) inPool(m *Map, off uint64) bool {
 	d := m.d
-	return off >= d.Pool && off < d.Pool+uint64(d.PoolLen)*uint64(d.ElemSize) && (off-d.Pool)%uint64(d.ElemSize) == 0
+	if off < d.Pool || !m.hc.narrow {
+		return false
+	}
+	i := m.hc.index(off) // exact only for an element's offset: check it back
+	return i < uint64(d.PoolLen) && i*uint64(d.ElemSize) == off-d.Pool
 }
 
-// fill writes key and value into a fresh element.
-func (h *hashOps) fill(m *Map, off uint64, hash uint32, key, value []byte) {
-	e := h.elem(m, off)
-	e.Hash = hash
-	e.Next.Store(0)
+// fill writes key and value into a fresh element (linkHead sets its Next).
+func (h *hashOps) fill(m *Map, off uint64, key, value []byte) {
 	copy(h.key(m, off), key)
 	p := h.value(m, off)
 	if h.perCPU {
@@ -566,8 +483,11 @@ func (h *hashOps) fill(m *Map, off uint64, hash uint32, key, value []byte) {
 		clear(storage(p, m.stride))
 		m.copyIn(p, value)
 	}
-	h.tail(m, off).Ref.Store(1) // LRU: a new element gets one pass of the clock
-	e.State.Store(elemLive)
+	if m.hc.hasState {
+		c := h.cold(m, off)
+		c.Ref = 1 // LRU: a new element gets one pass of the clock
+		c.State = elemLive
+	}
 }
 
 func (h *hashOps) update(m *Map, key, value []byte, flags uint64) error {
@@ -581,40 +501,45 @@ func (h *hashOps) updateFor(m *Map, key, value []byte, flags uint64, caller int)
 	if op > UpdateExist || flags&FlagLock != 0 && h.perCPU {
 		return fmt.Errorf("%w: update flags %#x", ErrInvalid, flags)
 	}
-	hash := keyHash(key, m.d.Seed)
+	hash := keyHash(key, m.hc.seed)
 	b := h.bucket(m, hash)
 	if flags&FlagLock != 0 {
 		// BPF_F_LOCK on an existing element updates it in place under its lock.
 		h.lockBucket(m, b)
-		if old, _ := h.find(m, b, hash, key); old != 0 {
-			defer b.Lock.Unlock()
-			if op == UpdateNoExist {
-				return ErrKeyExist
+		if old, _ := h.find(m, b, key); old != 0 {
+			err := ErrKeyExist
+			if op != UpdateNoExist {
+				p := h.value(m, old)
+				l := m.valueLock(p)
+				l.Lock(m.holder)
+				m.copyIn(p, value)
+				l.Unlock()
+				err = nil
 			}
-			p := h.value(m, old)
-			l := m.valueLock(p)
-			l.Lock(m.holder)
-			m.copyIn(p, value)
-			l.Unlock()
-			return nil
+			b.Lock.Unlock()
+			return err
 		}
 		b.Lock.Unlock()
 	}
 	if h.perCPU && !h.lru || h.perCPU && op == UpdateExist {
 		// Per-CPU values are updated in place when the key exists.
 		h.lockBucket(m, b)
-		if old, _ := h.find(m, b, hash, key); old != 0 {
-			defer b.Lock.Unlock()
-			if op == UpdateNoExist {
-				return ErrKeyExist
+		if old, _ := h.find(m, b, key); old != 0 {
+			err := ErrKeyExist
+			if op != UpdateNoExist {
+				m.copyInPerCPU(h.value(m, old), value)
+				err = nil
 			}
-			m.copyInPerCPU(h.value(m, old), value)
-			return nil
+			b.Lock.Unlock()
+			return err
 		}
 		b.Lock.Unlock()
 		if op == UpdateExist {
 			return ErrKeyNotExist
 		}
+	}
+	if op != UpdateNoExist && m.hc.wordValue && h.updateInPlace(m, b, key, value) {
+		return nil
 	}
 	reserved := h.commonLRU(m)
 	if reserved {
@@ -628,7 +553,7 @@ func (h *hashOps) updateFor(m *Map, key, value []byte, flags uint64, caller int)
 		return err
 	}
 	h.lockBucket(m, b)
-	old, _ := h.find(m, b, hash, key)
+	old, ol := h.find(m, b, key)
 	if old != 0 && reserved {
 		m.d.Count.Add(-1) // a replacement adds no element
 	}
@@ -657,17 +582,64 @@ func (h *hashOps) updateFor(m *Map, key, value []byte, flags uint64, caller int)
 	if old == 0 && h.perCPULRU(m) {
 		m.d.Count.Add(1)
 	}
-	h.fill(m, nu, hash, key, value)
-	h.elem(m, nu).Next.Store(b.Head.Load())
-	b.Head.Store(nu) // readers now find the new element first
+	h.fill(m, nu, key, value)
+	h.linkHead(m, b, nu) // readers now find the new element first
 	if old != 0 {
-		h.unlink(m, b, old)
+		if ol == h.headLink(m, b) {
+			ol = h.nextLink(m, nu) // old was the newest: the new element links to it now
+		}
+		h.unlinkAt(m, ol, old)
 	}
 	b.Lock.Unlock()
 	if old != 0 {
 		h.putElem(m, old, true)
 	}
 	return nil
+}
+
+// updateInPlace stores a one-word value over the current one and reports
+// whether it did. Only HASH values of 4 or 8 bytes without special fields
+// qualify (hashCache.wordValue): readers see the old word or the new one,
+// whole, and the update costs no element and no grace period.
+//
+// With BPF_F_ZERO_SEED, whose iteration order is the kernel's key for key,
+// only a key that is its bucket's newest element qualifies: a replacement
+// would link the new element at the head, where the key already is, so
+// nothing the kernel lets anyone observe changes (bucket order, count,
+// errno). With a random seed the order is unspecified and no one can
+// compare it with the kernel's, so any existing key qualifies; it keeps
+// its place in its bucket (docs/semantics.md).
+func (h *hashOps) updateInPlace(m *Map, b *bucket, key, value []byte) bool {
+	at := func() uint64 {
+		if m.hc.anywhere {
+			off, _ := h.find(m, b, key)
+			return off
+		}
+		if off := h.load(m, h.headLink(m, b)); off != 0 && keyEqual(m.region.Pointer(off+uint64(m.hc.keyOff)), key) {
+			return off
+		}
+		return 0
+	}
+	// A peek without the lock (and outside a read section: an element may
+	// be reused under us, which only sends us the slow way or to the check
+	// under the lock) keeps updates that cannot be done in place from
+	// taking the lock twice.
+	if at() == 0 {
+		return false
+	}
+	h.lockBucket(m, b)
+	off := at()
+	done := off != 0
+	if done {
+		p := h.value(m, off)
+		if len(value) == 8 {
+			storeRelease64((*uint64)(p), binary.NativeEndian.Uint64(value))
+		} else {
+			storeRelease32((*uint32)(p), binary.NativeEndian.Uint32(value))
+		}
+	}
+	b.Lock.Unlock()
+	return done
 }
 
 // reserve counts one more element unless the map is full.
@@ -685,27 +657,27 @@ func (h *hashOps) reserve(m *Map) bool {
 
 // unlink removes element off from bucket b (lock held).
 func (h *hashOps) unlink(m *Map, b *bucket, off uint64) bool {
-	link := &b.Head
-	for cur := link.Load(); cur != 0; cur = link.Load() {
+	l := h.headLink(m, b)
+	for steps, cur := m.hc.maxSteps, h.load(m, l); cur != 0 && steps > 0; steps, cur = steps-1, h.load(m, l) {
 		if cur == off {
-			link.Store(h.elem(m, off).Next.Load())
+			h.unlinkAt(m, l, off)
 			return true
 		}
-		link = &h.elem(m, cur).Next
+		l = h.nextLink(m, cur)
 	}
 	return false
 }
 
 func (h *hashOps) delete(m *Map, key []byte) error {
-	hash := keyHash(key, m.d.Seed)
+	hash := keyHash(key, m.hc.seed)
 	b := h.bucket(m, hash)
 	h.lockBucket(m, b)
-	off, link := h.find(m, b, hash, key)
+	off, l := h.find(m, b, key)
 	if off == 0 {
 		b.Lock.Unlock()
 		return ErrKeyNotExist
 	}
-	link.Store(h.elem(m, off).Next.Load())
+	h.unlinkAt(m, l, off)
 	m.d.Count.Add(-1)
 	b.Lock.Unlock()
 	h.putElem(m, off, true)
@@ -713,16 +685,16 @@ func (h *hashOps) delete(m *Map, key []byte) error {
 }
 
 func (h *hashOps) lookupAndDelete(m *Map, key, value []byte, flags uint64) error {
-	hash := keyHash(key, m.d.Seed)
+	hash := keyHash(key, m.hc.seed)
 	b := h.bucket(m, hash)
 	h.lockBucket(m, b)
-	off, link := h.find(m, b, hash, key)
+	off, l := h.find(m, b, key)
 	if off == 0 {
 		b.Lock.Unlock()
 		return ErrKeyNotExist
 	}
 	m.copyOutAny(value, h.value(m, off), flags)
-	link.Store(h.elem(m, off).Next.Load())
+	h.unlinkAt(m, l, off)
 	m.d.Count.Add(-1)
 	b.Lock.Unlock()
 	h.putElem(m, off, true)
@@ -732,9 +704,10 @@ func (h *hashOps) lookupAndDelete(m *Map, key, value []byte, flags uint64) error
 func (h *hashOps) nextKey(m *Map, key, next []byte) error {
 	i := uint32(0)
 	if key != nil {
-		hash := keyHash(key, m.d.Seed)
-		if off, _ := h.find(m, h.bucket(m, hash), hash, key); off != 0 {
-			if n := h.elem(m, off).Next.Load(); n != 0 && h.elemOK(m, n) {
+		hash := keyHash(key, m.hc.seed)
+		b := h.bucket(m, hash)
+		if off, _ := h.find(m, b, key); off != 0 {
+			if n := h.load(m, h.nextLink(m, off)); n != 0 && h.forward(m, b, hash, off, n) {
 				copy(next, h.key(m, n))
 				return nil
 			}
@@ -742,12 +715,38 @@ func (h *hashOps) nextKey(m *Map, key, next []byte) error {
 		}
 	}
 	for ; i < m.d.NBuckets; i++ {
-		if off := h.bucket(m, i).Head.Load(); off != 0 && h.elemOK(m, off) {
+		// (A head whose key is another bucket's was scribbled on: it
+		// would send the iteration back.)
+		if off := h.load(m, h.headLink(m, h.bucket(m, i))); off != 0 && keyHash(h.key(m, off), m.hc.seed)&m.hc.mask == i {
 			copy(next, h.key(m, off))
 			return nil
 		}
 	}
 	return ErrKeyNotExist
+}
+
+// forward reports whether n, the element after off in bucket b (hash is
+// off's key's), moves an iteration forward: it belongs to the bucket and
+// does not come before off. Inside a read-side section a real chain
+// always does (elements are not reused under it); only links a peer
+// scribbled on send an iteration back, which forever is where it would
+// cycle, so such a link ends the bucket.
+func (h *hashOps) forward(m *Map, b *bucket, hash uint32, off, n uint64) bool {
+	if keyHash(h.key(m, n), m.hc.seed)&m.hc.mask != hash&m.hc.mask {
+		return false
+	}
+	l := h.headLink(m, b)
+	for steps := m.hc.maxSteps; steps > 0; steps-- {
+		cur := h.load(m, l)
+		if cur == n {
+			return false
+		}
+		if cur == off || cur == 0 {
+			return true
+		}
+		l = h.nextLink(m, cur)
+	}
+	return false
 }
 
 // evictBatch is how many elements an LRU map evicts at once when it has
@@ -773,17 +772,19 @@ func (h *hashOps) evict(m *Map, part, n int) {
 	first := uint64(part) * uint64(per)
 	for scanned := uint32(0); n > 0 && scanned < 3*per+1; scanned++ {
 		off := d.Pool + (first+l.Clock.Add(1)%uint64(per))*uint64(d.ElemSize)
-		e, t := h.elem(m, off), h.tail(m, off)
-		if e.State.Load() != elemLive {
+		t := h.cold(m, off)
+		if atomic.LoadUint32(&t.State) != elemLive {
 			continue
 		}
-		if ref := t.Ref.Load(); ref != 0 && scanned < 2*per {
-			t.Ref.Store(ref - 1)
+		if ref := atomic.LoadUint32(&t.Ref); ref != 0 && scanned < 2*per {
+			t.Ref = ref - 1
 			continue
 		}
-		b := h.bucket(m, e.Hash)
+		// The key may change under us (the element reused): then the
+		// bucket is the wrong one, and unlink finds nothing in it.
+		b := h.bucket(m, keyHash(h.key(m, off), m.hc.seed))
 		h.lockBucket(m, b)
-		if e.State.Load() == elemLive && h.unlink(m, b, off) {
+		if atomic.LoadUint32(&t.State) == elemLive && h.unlink(m, b, off) {
 			m.d.Count.Add(-1)
 			m.emitStored(EventEvict, h.key(m, off), nil)
 			b.Lock.Unlock()

@@ -131,8 +131,17 @@ func jhash2(k []byte, initval uint32) uint32 {
 	return c
 }
 
-// keyHash is htab_map_hash.
+// keyHash is htab_map_hash. 4- and 8-byte keys (most keys) take
+// jhash2's one- and two-word cases directly, without its loop.
 func keyHash(key []byte, seed uint32) uint32 {
+	switch len(key) {
+	case 4:
+		a := jhashInitval + 4 + seed
+		return jhashFinal(a+binary.NativeEndian.Uint32(key), a, a)
+	case 8:
+		a := jhashInitval + 8 + seed
+		return jhashFinal(a+binary.NativeEndian.Uint32(key), a+binary.NativeEndian.Uint32(key[4:]), a)
+	}
 	if len(key)%4 == 0 {
 		return jhash2(key, seed)
 	}

@@ -309,7 +309,7 @@ func (m *Map) valueLock(p unsafe.Pointer) *lock.SpinLock {
 func (m *Map) Storage() uint64 {
 	switch o := m.ops.(type) {
 	case *hashOps:
-		return uint64(m.d.NBuckets)*bucketSize + uint64(m.d.PoolLen)*uint64(m.d.ElemSize)
+		return uint64(m.d.NBuckets)*o.bucketBytes(m) + uint64(m.d.PoolLen)*(uint64(m.d.ElemSize)+o.coldBytes(m))
 	case arrayOps:
 		return o.slots(m) * uint64(m.stride)
 	}

@@ -198,10 +198,10 @@ func (o *mapInMapOps) update(m *Map, key, value []byte, flags uint64) error {
 // descriptor offset.
 func (o *mapInMapOps) hashStore(m *Map, key []byte, descOff uint64, flags uint64) (uint64, error) {
 	h := o.hash
-	hash := keyHash(key, m.d.Seed)
+	hash := keyHash(key, m.hc.seed)
 	b := h.bucket(m, hash)
 	h.lockBucket(m, b)
-	if cur, _ := h.find(m, b, hash, key); cur != 0 {
+	if cur, _ := h.find(m, b, key); cur != 0 {
 		defer b.Lock.Unlock()
 		if flags == UpdateNoExist {
 			return 0, ErrKeyExist
@@ -218,7 +218,7 @@ func (o *mapInMapOps) hashStore(m *Map, key []byte, descOff uint64, flags uint64
 	}
 	h.lockBucket(m, b)
 	defer b.Lock.Unlock()
-	if cur, _ := h.find(m, b, hash, key); cur != 0 { // raced with another insert
+	if cur, _ := h.find(m, b, key); cur != 0 { // raced with another insert
 		h.putElem(m, nu, false)
 		if flags == UpdateNoExist {
 			return 0, ErrKeyExist
@@ -229,10 +229,9 @@ func (o *mapInMapOps) hashStore(m *Map, key []byte, descOff uint64, flags uint64
 		h.putElem(m, nu, false)
 		return 0, fmt.Errorf("%w: map holds max_entries (%d) elements", ErrFull, m.maxEntries)
 	}
-	h.fill(m, nu, hash, key, make([]byte, m.valueSize))
+	h.fill(m, nu, key, make([]byte, m.valueSize))
 	(*atomic.Uint64)(h.value(m, nu)).Store(descOff)
-	h.elem(m, nu).Next.Store(b.Head.Load())
-	b.Head.Store(nu)
+	h.linkHead(m, b, nu)
 	return 0, nil
 }
 
@@ -252,16 +251,16 @@ func (o *mapInMapOps) deleteFlags(m *Map, key []byte, flags uint64) error {
 		}
 	} else {
 		h := o.hash
-		hash := keyHash(key, m.d.Seed)
+		hash := keyHash(key, m.hc.seed)
 		b := h.bucket(m, hash)
 		h.lockBucket(m, b)
-		off, link := h.find(m, b, hash, key)
+		off, l := h.find(m, b, key)
 		if off == 0 {
 			b.Lock.Unlock()
 			return ErrKeyNotExist
 		}
 		old = (*atomic.Uint64)(h.value(m, off)).Load()
-		link.Store(h.elem(m, off).Next.Load())
+		h.unlinkAt(m, l, off)
 		m.d.Count.Add(-1)
 		b.Lock.Unlock()
 		h.putElem(m, off, true)

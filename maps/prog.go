@@ -2,6 +2,7 @@ package maps
 
 import (
 	"fmt"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -103,9 +104,9 @@ func (m *Map) ProgDelete(key []byte) error {
 // lookup writes its ref bit only when clear, to keep the line clean).
 func (h *hashOps) markReferenced(m *Map, p unsafe.Pointer) {
 	off := uint64(uintptr(p)-uintptr(m.region.Pointer(0))) - uint64(m.hc.valueOff)
-	t := h.tail(m, off)
-	if t.Ref.Load() < 2 {
-		t.Ref.Store(2)
+	t := h.cold(m, off)
+	if atomic.LoadUint32(&t.Ref) < 2 {
+		t.Ref = 2
 	}
 }
 
