@@ -13,7 +13,7 @@ import (
 )
 
 // suiteOrder is the order `userbpf bench` without arguments runs them in.
-var suiteOrder = []string{"sync", "maps", "mapinmap", "ringbuf", "vm"}
+var suiteOrder = []string{"sync", "maps", "mapinmap", "ringbuf", "vm", "graph"}
 
 // suites are the benchmark suites `userbpf bench` knows.
 var suites = map[string]func(*bench.Env) ([]bench.Result, error){
@@ -22,6 +22,7 @@ var suites = map[string]func(*bench.Env) ([]bench.Result, error){
 	"mapinmap": bench.MapInMap,
 	"vm":       bench.VM,
 	"ringbuf":  bench.Ringbuf,
+	"graph":    bench.Graph,
 }
 
 func benchCmd(g *globals) *cobra.Command {
@@ -36,7 +37,8 @@ Suites: sync (value lock, RCU, Synchronize vs membarrier, allocator),
 maps (hash and array commands against bpf(2), allocations, locked values, memory),
 mapinmap (double-buffer flip + grace period against the kernel's outer-map update),
 ringbuf (64-byte records between two processes and wake-up latency, against the kernel's ring buffer),
-vm (interpreter ns per instruction and a clang-built program against BPF_PROG_RUN).
+vm (interpreter ns per instruction and a clang-built program against BPF_PROG_RUN),
+graph (the region's red-black tree against a Go pointer tree).
 Without a suite, all of them run. --write FILE also writes the results as the
 Markdown performance report (docs/performance.md is written this way).`,
 		Example: "  userbpf bench sync\n  userbpf bench sync --json\n  userbpf bench --write docs/performance.md",

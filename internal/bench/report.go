@@ -55,6 +55,8 @@ var suiteIntro = map[string]string{
 		"Kernel: a BPF program calling bpf_ringbuf_output under BPF_PROG_RUN, cilium/ebpf's reader consuming.",
 	"vm": "The interpreter. Kernel: BPF_PROG_RUN of the same clang-built object (JIT-compiled). " +
 		"Our run includes leasing a virtual CPU and entering an RCU read-side section shared with other processes.",
+	"graph": "The engine of the bpf_rbtree_* kfuncs: a red-black tree whose nodes live in the region, linked by offsets. " +
+		"No kernel figure (the kernel cannot time its rbtree alone); the baseline is a Go pointer red-black tree with the same keys.",
 }
 
 // Markdown renders results as the performance report: per suite, each
