@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/userbpf/userbpf/internal/release"
 	"github.com/userbpf/userbpf/shm"
 )
 
@@ -633,9 +634,9 @@ func (h *hashOps) updateInPlace(m *Map, b *bucket, key, value []byte) bool {
 	if done {
 		p := h.value(m, off)
 		if len(value) == 8 {
-			storeRelease64((*uint64)(p), binary.NativeEndian.Uint64(value))
+			release.Store64((*uint64)(p), binary.NativeEndian.Uint64(value))
 		} else {
-			storeRelease32((*uint32)(p), binary.NativeEndian.Uint32(value))
+			release.Store32((*uint32)(p), binary.NativeEndian.Uint32(value))
 		}
 	}
 	b.Lock.Unlock()

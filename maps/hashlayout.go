@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/userbpf/userbpf/internal/release"
 	"github.com/userbpf/userbpf/lock"
 )
 
@@ -281,14 +282,14 @@ func (h *hashOps) storeNew(m *Map, nu, off uint64) {
 func (h *hashOps) store(m *Map, l link, off uint64) {
 	c := &m.hc
 	if !c.narrow {
-		storeRelease64((*uint64)(l.p), off)
+		release.Store64((*uint64)(l.p), off)
 		return
 	}
 	n := uint32(0)
 	if off != 0 {
 		n = uint32(c.index(off)) + 1
 	}
-	storeRelease32((*uint32)(l.p), n)
+	release.Store32((*uint32)(l.p), n)
 }
 
 // cold returns element off's cold part.

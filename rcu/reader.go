@@ -2,7 +2,9 @@ package rcu
 
 import (
 	"sync/atomic"
+	"unsafe"
 
+	"github.com/userbpf/userbpf/internal/release"
 	"github.com/userbpf/userbpf/shm"
 )
 
@@ -63,13 +65,21 @@ func (rd *Reader) Lock() {
 	rd.depth++
 }
 
-// Unlock leaves a read-side section.
+// Unlock leaves a read-side section. Clearing the epoch needs release
+// ordering only (the section's loads must be done before a writer can see
+// the slot empty), not the full fence of an atomic store: see package
+// release. Entering needs the fence (Lock): the epoch must be visible
+// before the section's first load.
 func (rd *Reader) Unlock() {
 	rd.depth--
 	if rd.depth == 0 {
-		rd.slot.Epoch.Store(0)
+		release.Store64(epochWord(&rd.slot.Epoch), 0)
 	}
 }
+
+// epochWord is the word behind an atomic.Uint64 (its only field with a
+// size), for a release store.
+func epochWord(a *atomic.Uint64) *uint64 { return (*uint64)(unsafe.Pointer(a)) }
 
 // Close releases the reader's slot. The reader must not be inside a section.
 // After the region is closed, Close only forgets the slot (closing the

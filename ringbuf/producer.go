@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/userbpf/userbpf/internal/futex"
+	"github.com/userbpf/userbpf/internal/release"
 	"github.com/userbpf/userbpf/maps"
 )
 
@@ -44,7 +45,7 @@ func (g *Ring) Reserve(size int) ([]byte, error) {
 	// commit's CAS are the full barriers); consumers load the producer
 	// position with acquire (or stronger) ordering.
 	storeHeader(g.header(pos), uint32(size)|maps.RingBusyBit, g.holder.Tag)
-	storeRelease64((*uint64)(unsafe.Pointer(&g.prod.ProdPos)), pos+total)
+	release.Store64((*uint64)(unsafe.Pointer(&g.prod.ProdPos)), pos+total)
 	g.lock.Unlock()
 	prefetchWrite(unsafe.Add(g.data, (pos+prefetchAhead)&g.mask))
 	return g.payload(pos, uint64(size)), nil

@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/userbpf/userbpf/internal/futex"
+	"github.com/userbpf/userbpf/internal/release"
 	"github.com/userbpf/userbpf/maps"
 )
 
@@ -209,7 +210,7 @@ func (r *Reader) next(rec *Record) (got, busy bool, err error) {
 // publish stores the reader's position in the ring, if it moved.
 func (r *Reader) publish() {
 	if r.cons != r.published {
-		storeRelease64((*uint64)(unsafe.Pointer(&r.ring.cons.ConsPos)), r.cons)
+		release.Store64((*uint64)(unsafe.Pointer(&r.ring.cons.ConsPos)), r.cons)
 		r.published = r.cons
 	}
 }
