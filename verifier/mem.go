@@ -283,7 +283,7 @@ func (v *verifier) stackAccess(pc int, st *state, regno uint8, base reg, o, size
 			return s.spill, nil
 		}
 	}
-	if err := v.stackInit(pc, f, o, size, fmt.Sprintf("R%d", regno)); err != nil {
+	if err := v.stackInit(pc, f, o, size, fmt.Sprintf("the load through R%d", regno)); err != nil {
 		return reg{}, err
 	}
 	return scalar(), nil

@@ -142,7 +142,8 @@ func (v *verifier) walk(c cont) error {
 			return v.errAt(pc, ErrTooComplex, fmt.Sprintf("more than %d call paths", maxContexts))
 		}
 		if v.steps > maxSteps {
-			return v.errAt(pc, ErrTooComplex, fmt.Sprintf("the analysis processed %d instructions without reaching a fixpoint", maxSteps))
+			return v.errAt(pc, ErrTooComplex, fmt.Sprintf("the registers of a loop around here never settle (%d instructions analysed): "+
+				"give its counter a constant bound (i < N, or a mask) so that each pass proves the same facts", maxSteps))
 		}
 		st.from = pc
 		next, err := v.step(ctx, pc, st)
