@@ -172,7 +172,7 @@ func kfRBTreeAdd(m *vm.Machine, root, node, less, _, _ uint64) (uint64, error) {
 		return 0, fmt.Errorf("%s: %#x is not a callback", name, less)
 	}
 	h := hostOf(m)
-	held := h.locked
+	held := m.HeldLock()
 	return insert(m, name, root, node, graph.KindRBRoot, func(rt graph.Root, n uint64) (bool, error) {
 		heap := h.graph.heap
 		return heap.RBAdd(rt, n, func(a, b uint64) (bool, error) {
@@ -190,7 +190,7 @@ func kfRBTreeAdd(m *vm.Machine, root, node, less, _, _ uint64) (uint64, error) {
 			if lent {
 				m.RevokeRange(baddr)
 			}
-			if err == nil && h.locked != held {
+			if err == nil && m.HeldLock() != held {
 				err = fmt.Errorf("the less callback released the tree's lock")
 			}
 			return r0&0xff != 0, err

@@ -2,7 +2,6 @@ package programs
 
 import (
 	"fmt"
-	"unsafe"
 
 	"github.com/userbpf/userbpf/graph"
 	"github.com/userbpf/userbpf/maps"
@@ -70,6 +69,7 @@ func (h *run) track(m *vm.Machine, o graph.Object, owned bool) uintptr {
 		m.AllowRange(addr, uintptr(o.Type.Size), true)
 	}
 	h.g.refs = append(h.g.refs, objRef{addr: addr, off: o.Off, size: o.Type.Size, owned: owned})
+	m.SlowUnlock = true // unlocking ends non-owning references: the helper's job
 	return addr
 }
 
@@ -138,10 +138,7 @@ func (h *run) rootAt(m *vm.Machine, name string, addr uint64, k graph.Kind) (gra
 	if !m.CanAccess(addr, 16, true) {
 		return graph.Root{}, fmt.Errorf("%s: %#x is not a %s the program may use", name, addr, k)
 	}
-	var lockAddr uintptr
-	if h.locked != nil {
-		lockAddr = uintptr(unsafe.Pointer(h.locked))
-	}
+	lockAddr := uintptr(m.HeldLock())
 	a := uintptr(addr)
 	for _, r := range h.g.refs {
 		if a < r.addr || a >= r.addr+uintptr(r.size) {

@@ -17,23 +17,22 @@ func helperSpinLock(m *vm.Machine, addr, _, _, _, _ uint64) (uint64, error) {
 	if addr%4 != 0 || !m.CanAccess(addr, 4, true) {
 		return 0, fmt.Errorf("bpf_spin_lock: %#x is not a lock in a map value the program may write", addr)
 	}
-	if h.locked != nil {
+	if m.HeldLock() != 0 {
 		return 0, fmt.Errorf("bpf_spin_lock: the program already holds a lock")
 	}
 	l := (*lock.SpinLock)(addrPtr(addr))
 	l.Lock(h.holder)
-	h.locked = l
+	m.SetHeldLock(addr)
 	return 0, nil
 }
 
 func helperSpinUnlock(m *vm.Machine, addr, _, _, _, _ uint64) (uint64, error) {
 	h := hostOf(m)
-	l := (*lock.SpinLock)(addrPtr(addr))
-	if h.locked == nil || h.locked != l {
+	if held := m.HeldLock(); held == 0 || held != addr {
 		return 0, fmt.Errorf("bpf_spin_unlock: %#x is not the lock the program holds", addr)
 	}
-	h.locked = nil
-	l.Unlock()
+	m.SetHeldLock(0)
+	(*lock.SpinLock)(addrPtr(addr)).Unlock()
 	if len(h.g.refs) > 0 {
 		h.graphUnlocked(m)
 	}

@@ -95,6 +95,8 @@ func Open(r *shm.Region, d *rcu.Domain, name string) (*Program, error) {
 		m := vm.NewMachine()
 		m.Helpers, m.Kfuncs = helpers, kfuncs
 		rn := &runner{m: m}
+		rn.h.m = m
+		m.LockTag = r.Holder().Tag // the VM takes free locks itself, as this process
 		rn.h.region, rn.h.holder, rn.h.rings, rn.h.rcu = r, r.Holder(), &p.rings, d
 		m.Trace = traceTo(r, d)
 		m.Host = &rn.h

@@ -20,8 +20,9 @@ type run struct {
 	// readerSlot is the slot of the run's read-side section (-1: unknown).
 	readerSlot int
 	holder     *lock.Holder
-	// locked is the spin lock the program holds (the kernel allows one).
-	locked *lock.SpinLock
+	// m is the run's machine; it records the spin lock the program holds
+	// (HeldLock: the kernel allows one), which the VM may take itself.
+	m *vm.Machine
 	// reserved are the ring-buffer records reserved and not yet submitted
 	// or discarded, by payload address.
 	reserved []reservation
@@ -48,9 +49,9 @@ type reservation struct {
 // programs that exit holding a lock or a reservation; a run that stops
 // early (an error, the budget) can leave them, so they are released here.
 func (r *run) cleanup() (leftLock bool, leftRecords int) {
-	if r.locked != nil {
-		r.locked.Unlock()
-		r.locked = nil
+	if a := r.m.HeldLock(); a != 0 {
+		(*lock.SpinLock)(addrPtr(a)).Unlock()
+		r.m.SetHeldLock(0)
 		leftLock = true
 	}
 	for _, res := range r.reserved {
@@ -61,6 +62,7 @@ func (r *run) cleanup() (leftLock bool, leftRecords int) {
 	if len(r.g.refs) > 0 {
 		r.graphCleanup() // owned objects dropped, non-owning references ended
 	}
+	r.m.SlowUnlock = false
 	return leftLock, leftRecords
 }
 

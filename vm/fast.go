@@ -451,6 +451,41 @@ func (m *Machine) fast(r *[16]uint64, insns []xinsn, pc int, budget uint64) (int
 			}
 			*(*uint64)(ptr(a)) = r[s]
 
+		// bpf_map_lookup_elem on an ARRAY (inline.go) with the key on the
+		// stack and room in the range list (appending must not grow it)
+		case opCallArrayLookup:
+			k := r[2]
+			a := m.code.prog.Maps[x.imm].Array
+			n := len(m.ranges)
+			if k-m.lo > m.span-4 || n == cap(m.ranges) {
+				return pc, budget
+			}
+			r[0] = 0
+			if idx := *(*uint32)(ptr(k)); idx < a.Len {
+				v := memRange{lo: uint64(a.First) + uint64(idx)*uint64(a.Stride), n: uint64(a.ValueSize), w: !a.ReadOnly}
+				m.ranges = m.ranges[:n+1]
+				m.ranges[n] = v
+				m.hot = v
+				r[0] = v.lo
+			}
+
+		// bpf_spin_lock / unlock when the word is free / has no waiter
+		// (locks.go); anything else is the helper's, through exec.
+		case opCallSpinLock:
+			a := r[1]
+			if m.LockTag == 0 || m.held != 0 || a&3 != 0 || !fastOKW(m, a, 4) || !m.tryLock(a) {
+				return pc, budget
+			}
+			m.held = a
+			r[0] = 0
+		case opCallSpinUnlock:
+			a := r[1]
+			if m.LockTag == 0 || m.SlowUnlock || a != m.held || a == 0 || !m.tryUnlock(a) {
+				return pc, budget
+			}
+			m.held = 0
+			r[0] = 0
+
 		default:
 			return pc, budget
 		}

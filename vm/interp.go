@@ -36,6 +36,12 @@ func (m *Machine) exec(c *code, pc int, r1, r2, r3, r4, r5 uint64, depth int) (u
 			}
 			x = xinsn{op: opCallHelper, imm: FnMapLookupElem} // an unusual key: the helper decides
 		}
+		switch x.op { // what fast left of a lock or unlock: the helper's
+		case opCallSpinLock:
+			x = xinsn{op: opCallHelper, imm: FnSpinLock}
+		case opCallSpinUnlock:
+			x = xinsn{op: opCallHelper, imm: FnSpinUnlock}
+		}
 		if x.op == opCallHelper {
 			// Helper calls are what fast hands back most: a predictable
 			// branch here spares them the switch's indirect jump.

@@ -56,7 +56,17 @@ type Machine struct {
 	// Host is for the host's helpers: the region, the virtual CPU lease,
 	// whatever they need during a run.
 	Host any
+	// LockTag, when non-zero, lets the VM take and release bpf_spin_lock
+	// words itself when they are free and have no waiters, writing LockTag
+	// as the owner (see locks.go); everything else goes to the host's
+	// FnSpinLock / FnSpinUnlock helpers. Both keep the held lock in the
+	// Machine (HeldLock, SetHeldLock); the host releases one a run left.
+	LockTag uint32
+	// SlowUnlock sends every bpf_spin_unlock to the helper (the host has
+	// work to do at unlock time).
+	SlowUnlock bool
 
+	held   uint64 // address of the bpf_spin_lock the program holds, 0 if none
 	stack  []byte // MaxCallDepth frames; the heap never moves it
 	top    uint64 // address just past the stack
 	lo     uint64 // lowest stack address the current frames may touch
@@ -161,6 +171,7 @@ func (m *Machine) begin(c *code, ctx []byte) {
 	m.tail = nil
 	m.tailCnt = 0
 	m.inCB = 0
+	m.held = 0
 }
 
 func (m *Machine) end() {

@@ -199,6 +199,8 @@ const (
 	opCallLocal
 	opCallKfunc
 	opCallArrayLookup // bpf_map_lookup_elem inlined on the ARRAY Program.Maps[imm] (inline.go)
+	opCallSpinLock    // bpf_spin_lock: uncontended in fast, else the helper (locks.go)
+	opCallSpinUnlock  // bpf_spin_unlock: likewise
 	opExit
 
 	opLdImm64   // value: imm (low) | next slot's imm (high)

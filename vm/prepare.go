@@ -114,6 +114,7 @@ func prepare(p *Program) *code {
 	}
 	c.insns[n] = xinsn{op: opFellOff}
 	inlineArrayLookups(c, p)
+	inlineSpinLocks(c)
 	return c
 }
 
