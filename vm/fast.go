@@ -451,6 +451,63 @@ func (m *Machine) fast(r *[16]uint64, insns []xinsn, pc int, budget uint64) (int
 			}
 			*(*uint64)(ptr(a)) = r[s]
 
+		// superinstructions (fuse.go): the move, then the operation; two
+		// instructions of the budget, so only when two remain
+		case opMovAdd64K:
+			if budget < 2 {
+				return pc, budget
+			}
+			r[d] = r[s] + uint64(int64(x.imm))
+			pc, budget = pc+1, budget-1
+		case opMovAnd64K:
+			if budget < 2 {
+				return pc, budget
+			}
+			r[d] = r[s] & uint64(int64(x.imm))
+			pc, budget = pc+1, budget-1
+		case opMovOr64K:
+			if budget < 2 {
+				return pc, budget
+			}
+			r[d] = r[s] | uint64(int64(x.imm))
+			pc, budget = pc+1, budget-1
+		case opMovXor64K:
+			if budget < 2 {
+				return pc, budget
+			}
+			r[d] = r[s] ^ uint64(int64(x.imm))
+			pc, budget = pc+1, budget-1
+		case opMovLsh64K:
+			if budget < 2 {
+				return pc, budget
+			}
+			r[d] = r[s] << (uint64(x.imm) & 63)
+			pc, budget = pc+1, budget-1
+		case opMovRsh64K:
+			if budget < 2 {
+				return pc, budget
+			}
+			r[d] = r[s] >> (uint64(x.imm) & 63)
+			pc, budget = pc+1, budget-1
+		case opMovArsh64K:
+			if budget < 2 {
+				return pc, budget
+			}
+			r[d] = uint64(int64(r[s]) >> (uint64(x.imm) & 63))
+			pc, budget = pc+1, budget-1
+		case opMovMul64K:
+			if budget < 2 {
+				return pc, budget
+			}
+			r[d] = r[s] * uint64(int64(x.imm))
+			pc, budget = pc+1, budget-1
+		case opMov32Add32K:
+			if budget < 2 {
+				return pc, budget
+			}
+			r[d] = uint64(uint32(r[s]) + uint32(x.imm))
+			pc, budget = pc+1, budget-1
+
 		// bpf_map_lookup_elem on an ARRAY (inline.go) with the key on the
 		// stack and room in the range list (appending must not grow it)
 		case opCallArrayLookup:

@@ -162,6 +162,10 @@ func (m *Machine) exec(c *code, pc int, r1, r2, r3, r4, r5 uint64, depth int) (u
 			m.lo += StackSize
 			m.span -= StackSize
 
+		case opMovAdd64K, opMovAnd64K, opMovOr64K, opMovXor64K, opMovLsh64K, opMovRsh64K, opMovArsh64K, opMovMul64K:
+			r[d] = r[s] // the budget has room for the move only: the next instruction runs on its own
+		case opMov32Add32K:
+			r[d] = uint64(uint32(r[s]))
 		case opLdImm64Hi:
 			return 0, m.fault(pc-1, ErrInvalid, "jump into the middle of a 64-bit immediate load")
 		case opFellOff:

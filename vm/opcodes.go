@@ -201,6 +201,19 @@ const (
 	opCallArrayLookup // bpf_map_lookup_elem inlined on the ARRAY Program.Maps[imm] (inline.go)
 	opCallSpinLock    // bpf_spin_lock: uncontended in fast, else the helper (locks.go)
 	opCallSpinUnlock  // bpf_spin_unlock: likewise
+
+	// Superinstructions (fuse.go): "rD = rS" and the ALU-with-immediate
+	// instruction after it on rD, run as one. The second instruction stays
+	// in place for jumps that land on it.
+	opMovAdd64K
+	opMovAnd64K
+	opMovOr64K
+	opMovXor64K
+	opMovLsh64K
+	opMovRsh64K
+	opMovArsh64K
+	opMovMul64K
+	opMov32Add32K
 	opExit
 
 	opLdImm64   // value: imm (low) | next slot's imm (high)

@@ -115,6 +115,7 @@ func prepare(p *Program) *code {
 	c.insns[n] = xinsn{op: opFellOff}
 	inlineArrayLookups(c, p)
 	inlineSpinLocks(c)
+	fuseMoves(c)
 	return c
 }
 
