@@ -204,18 +204,21 @@ func (p *Program) sharedSection(rn *runner, ctx []byte, done *int, n int) (r0 ui
 // *done, and cleans up after each: a run that stops early (a fault) or
 // ends holding a lock is aborted.
 func (p *Program) batch(rn *runner, ctx []byte, done *int, n int) (uint64, *AbortError) {
-	var r0 uint64
-	for end := min(n, *done+repeatSection); *done < end; {
-		var err error
-		r0, err = p.vm.Run(rn.m, ctx)
-		*done++
+	var (
+		r0    uint64
+		abort *AbortError
+	)
+	*done += p.vm.RunEach(rn.m, ctx, min(n-*done, repeatSection), func(v uint64, err error) bool {
+		r0 = v
 		leftLock, leftRecords := rn.h.cleanup()
 		if err == nil && leftLock {
 			err = ErrLeftLock
 		}
 		if err != nil {
-			return r0, newAbort(p, err, leftLock, leftRecords)
+			abort = newAbort(p, err, leftLock, leftRecords)
+			return false
 		}
-	}
-	return r0, nil
+		return true
+	})
+	return r0, abort
 }

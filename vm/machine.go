@@ -152,6 +152,38 @@ func (p *Program) Run(m *Machine, ctx []byte) (r0 uint64, err error) {
 	return m.exec(c, 0, m.ctxLo, 0, 0, 0, 0, 0)
 }
 
+// RunEach runs p up to n times on m with the same ctx, as n calls of Run
+// would, calling after with each run's R0 and error; it stops after n runs
+// or when after returns false, and returns how many runs it made. The
+// program is prepared and the panic guard set up once for the loop (what
+// BPF_PROG_TEST_RUN's repeat amortizes). A helper panic ends that run with
+// ErrPanic, given to after, and ends the loop.
+func (p *Program) RunEach(m *Machine, ctx []byte, n int, after func(r0 uint64, err error) bool) (runs int) {
+	c := p.prepared()
+	if m.running {
+		after(0, &Error{Program: p.Name, Err: ErrBusy})
+		return 0
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			err := m.panicFault(v)
+			m.end()
+			runs++
+			after(0, err)
+		}
+	}()
+	for runs < n {
+		m.begin(c, ctx)
+		r0, err := m.exec(c, 0, m.ctxLo, 0, 0, 0, 0, 0)
+		m.end()
+		runs++
+		if !after(r0, err) {
+			break
+		}
+	}
+	return runs
+}
+
 func (m *Machine) begin(c *code, ctx []byte) {
 	m.running = true
 	m.code = c

@@ -117,3 +117,34 @@ func TestMemoryViolations(t *testing.T) {
 		})
 	}
 }
+
+// RunEach is Run in a loop: each run's result reaches after, a false from
+// after stops the loop, and a helper panic ends its run with ErrPanic and
+// ends the loop.
+func TestRunEach(t *testing.T) {
+	m := NewMachine()
+	calls := 0
+	m.Helpers.Set(FnGetPrandomU32, func(m *Machine, _, _, _, _, _ uint64) (uint64, error) {
+		calls++
+		if calls == 4 {
+			panic("helper bug")
+		}
+		return uint64(calls), nil
+	})
+	p := prog(t, call(FnGetPrandomU32), asm.Return())
+	var got []uint64
+	var last error
+	if runs := p.RunEach(m, nil, 10, func(r0 uint64, err error) bool {
+		got, last = append(got, r0), err
+		return true
+	}); runs != 4 || !errors.Is(last, ErrPanic) || len(got) != 4 || got[2] != 3 {
+		t.Fatalf("runs %d, results %v, last error %v; want 4 runs ending in ErrPanic", runs, got, last)
+	}
+	calls = 10
+	if runs := p.RunEach(m, nil, 10, func(r0 uint64, err error) bool { return r0 < 12 }); runs != 2 {
+		t.Fatalf("after returning false at the second run: %d runs", runs)
+	}
+	if v, err := p.Run(m, nil); err != nil || v != 13 {
+		t.Fatalf("the machine runs again after RunEach: %d, %v", v, err)
+	}
+}
