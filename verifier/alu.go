@@ -3,35 +3,18 @@ package verifier
 import (
 	"fmt"
 
+	"github.com/userbpf/userbpf/internal/isa"
 	"github.com/userbpf/userbpf/vm"
-)
-
-// ALU operations (the opcode's high nibble).
-const (
-	aluADD  = 0x00
-	aluSUB  = 0x10
-	aluMUL  = 0x20
-	aluDIV  = 0x30
-	aluOR   = 0x40
-	aluAND  = 0x50
-	aluLSH  = 0x60
-	aluRSH  = 0x70
-	aluNEG  = 0x80
-	aluMOD  = 0x90
-	aluXOR  = 0xa0
-	aluMOV  = 0xb0
-	aluARSH = 0xc0
-	aluEND  = 0xd0
 )
 
 // alu interprets an ALU or ALU64 instruction: constants are folded,
 // pointers keep their kind under addition and subtraction of a scalar.
 func (v *verifier) alu(pc int, ins vm.Insn, st *state) error {
-	is64 := ins.Op&7 == classALU64
+	is64 := ins.Op&7 == isa.ClassALU64
 	op := ins.Op & 0xf0
 	useX := ins.Op&0x08 != 0
 	var src reg
-	if op != aluNEG && op != aluEND {
+	if op != isa.AluNEG && op != isa.AluEND {
 		if useX {
 			var err error
 			if src, err = v.readReg(pc, st, ins.Src); err != nil {
@@ -44,7 +27,7 @@ func (v *verifier) alu(pc int, ins vm.Insn, st *state) error {
 			}
 		}
 	}
-	if op == aluMOV {
+	if op == isa.AluMOV {
 		switch {
 		case ins.Off != 0: // movsx
 			if src.isConst() {
@@ -66,21 +49,21 @@ func (v *verifier) alu(pc int, ins vm.Insn, st *state) error {
 	if err != nil {
 		return err
 	}
-	if op == aluNEG || op == aluEND {
-		if dst.isConst() && op == aluNEG {
+	if op == isa.AluNEG || op == isa.AluEND {
+		if dst.isConst() && op == isa.AluNEG {
 			return v.setReg(pc, st, ins.Dst, constant(truncate(-dst.off, is64)))
 		}
-		if op == aluEND && ins.Imm < 64 && ins.Imm > 0 {
+		if op == isa.AluEND && ins.Imm < 64 && ins.Imm > 0 {
 			return v.setReg(pc, st, ins.Dst, atMost(1<<uint(ins.Imm)-1))
 		}
 		return v.setReg(pc, st, ins.Dst, width(scalar(), is64))
 	}
 	// pkt_end is compared with, or subtracted from (data_end - data); it
 	// is never moved.
-	if (dst.k == kPktEnd && src.k == kScalar) || (src.k == kPktEnd && dst.k == kScalar && op != aluMOV) {
+	if (dst.k == kPktEnd && src.k == kScalar) || (src.k == kPktEnd && dst.k == kScalar && op != isa.AluMOV) {
 		return v.errAt(pc, ErrMemAccess, fmt.Sprintf("R%d is %s, R%d %s: arithmetic on pkt_end, the end of the packet (compare pointers with it; data_end - data is a number)", ins.Dst, dst.typeName(), ins.Src, src.typeName()))
 	}
-	if is64 && (op == aluADD || op == aluSUB) && (dst.k.isPtr() || src.k.isPtr()) {
+	if is64 && (op == isa.AluADD || op == isa.AluSUB) && (dst.k.isPtr() || src.k.isPtr()) {
 		r, err := v.ptrArith(pc, ins, op, dst, src)
 		if err != nil {
 			return err
@@ -118,7 +101,7 @@ func aluBound(op uint8, dst, src reg, signed bool) reg {
 	db, dok := dst.bound()
 	sb, sok := src.bound()
 	switch op {
-	case aluAND:
+	case isa.AluAND:
 		switch {
 		case dok && sok:
 			return atMost(min(db, sb))
@@ -127,7 +110,7 @@ func aluBound(op uint8, dst, src reg, signed bool) reg {
 		case sok:
 			return atMost(sb)
 		}
-	case aluRSH:
+	case isa.AluRSH:
 		if src.isConst() {
 			sh := uint64(src.off) & 63
 			if dok {
@@ -137,33 +120,33 @@ func aluBound(op uint8, dst, src reg, signed bool) reg {
 				return atMost(^uint64(0) >> sh)
 			}
 		}
-	case aluLSH:
+	case isa.AluLSH:
 		if src.isConst() && dok {
 			sh := uint64(src.off) & 63
 			if (db<<sh)>>sh == db {
 				return atMost(db << sh)
 			}
 		}
-	case aluMOD:
+	case isa.AluMOD:
 		if src.isConst() && src.off > 0 {
 			if dok {
 				return atMost(min(db, uint64(src.off)-1))
 			}
 			return atMost(uint64(src.off) - 1)
 		}
-	case aluDIV:
+	case isa.AluDIV:
 		if dok {
 			return atMost(db)
 		}
-	case aluADD:
+	case isa.AluADD:
 		if dok && sok && db+sb >= db {
 			return atMost(db + sb)
 		}
-	case aluMUL:
+	case isa.AluMUL:
 		if dok && sok && (db == 0 || (db*sb)/db == sb) {
 			return atMost(db * sb)
 		}
-	case aluOR, aluXOR:
+	case isa.AluOR, isa.AluXOR:
 		if dok && sok {
 			m := max(db, sb)
 			n := uint64(1)
@@ -181,14 +164,14 @@ func aluBound(op uint8, dst, src reg, signed bool) reg {
 // ptrArith is pointer ± scalar, scalar + pointer and pointer - pointer.
 func (v *verifier) ptrArith(pc int, ins vm.Insn, op uint8, dst, src reg) (reg, error) {
 	if dst.k.isPtr() && src.k.isPtr() {
-		if op == aluSUB && dst.k == src.k {
+		if op == isa.AluSUB && dst.k == src.k {
 			return scalar(), nil
 		}
 		return scalar(), nil
 	}
 	p, n, reg := dst, src, ins.Dst
 	if !dst.k.isPtr() {
-		if op == aluSUB {
+		if op == isa.AluSUB {
 			return scalar(), nil // scalar - pointer: a number
 		}
 		p, n, reg = src, dst, ins.Src
@@ -204,7 +187,7 @@ func (v *verifier) ptrArith(pc int, ins vm.Insn, op uint8, dst, src reg) (reg, e
 	}
 	if n.isConst() {
 		d := n.off
-		if op == aluSUB {
+		if op == isa.AluSUB {
 			d = -d
 		}
 		p.off += d
@@ -212,7 +195,7 @@ func (v *verifier) ptrArith(pc int, ins vm.Insn, op uint8, dst, src reg) (reg, e
 	}
 	b, ok := n.bound()
 	switch {
-	case op == aluSUB || !ok:
+	case op == isa.AluSUB || !ok:
 		p.bounded, p.umax = false, 0
 	case !p.varOff:
 		p.bounded, p.umax = true, b
@@ -234,43 +217,43 @@ func fold(op uint8, a, b int64, is64 bool) (int64, bool) {
 	ua, ub := uint64(a), uint64(b)
 	var r uint64
 	switch op {
-	case aluADD:
+	case isa.AluADD:
 		r = ua + ub
-	case aluSUB:
+	case isa.AluSUB:
 		r = ua - ub
-	case aluMUL:
+	case isa.AluMUL:
 		r = ua * ub
-	case aluDIV:
+	case isa.AluDIV:
 		if ub == 0 {
 			r = 0
 		} else {
 			r = ua / ub
 		}
-	case aluMOD:
+	case isa.AluMOD:
 		if ub == 0 {
 			r = ua
 		} else {
 			r = ua % ub
 		}
-	case aluOR:
+	case isa.AluOR:
 		r = ua | ub
-	case aluAND:
+	case isa.AluAND:
 		r = ua & ub
-	case aluXOR:
+	case isa.AluXOR:
 		r = ua ^ ub
-	case aluLSH:
+	case isa.AluLSH:
 		if is64 {
 			r = ua << (ub & 63)
 		} else {
 			r = uint64(uint32(ua) << (ub & 31))
 		}
-	case aluRSH:
+	case isa.AluRSH:
 		if is64 {
 			r = ua >> (ub & 63)
 		} else {
 			r = uint64(uint32(ua) >> (ub & 31))
 		}
-	case aluARSH:
+	case isa.AluARSH:
 		if is64 {
 			r = uint64(a >> (ub & 63))
 		} else {

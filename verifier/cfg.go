@@ -5,34 +5,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/userbpf/userbpf/internal/isa"
 	"github.com/userbpf/userbpf/vm"
-)
-
-// Opcode bytes and fields the verifier decodes (RFC 9669 §3–§5).
-const (
-	classLD    = 0x00
-	classLDX   = 0x01
-	classST    = 0x02
-	classSTX   = 0x03
-	classALU   = 0x04
-	classJMP   = 0x05
-	classJMP32 = 0x06
-	classALU64 = 0x07
-
-	opLdImm64 = 0x18
-	opCall    = 0x85
-	opExit    = 0x95
-
-	jmpJA    = 0x00
-	jmpCALL  = 0x80
-	jmpEXIT  = 0x90
-	jmpJCOND = 0xe0
-
-	modeABS    = 0x20
-	modeIND    = 0x40
-	modeMEM    = 0x60
-	modeMEMSX  = 0x80
-	modeATOMIC = 0xc0
 )
 
 // cfg is the control-flow graph of a program.
@@ -50,7 +24,7 @@ type cfg struct {
 // isJump says whether ins is in a jump class.
 func isJump(ins vm.Insn) bool {
 	c := ins.Op & 7
-	return c == classJMP || c == classJMP32
+	return c == isa.ClassJMP || c == isa.ClassJMP32
 }
 
 // buildCFG checks the program's structure: jumps and calls land on
@@ -67,7 +41,7 @@ func (v *verifier) buildCFG() error {
 		return v.errAt(0, ErrInvalidInsn, "the program has no instructions")
 	}
 	for i := 0; i < n; i++ {
-		if insns[i].Op == opLdImm64 {
+		if insns[i].Op == isa.OpLdImm64 {
 			if i+1 >= n {
 				return v.errAt(i, ErrInvalidInsn, "64-bit immediate load without its second half")
 			}
@@ -91,10 +65,10 @@ func (v *verifier) buildCFG() error {
 		}
 		ins := insns[i]
 		switch {
-		case ins.Op == opCall && ins.Src == vm.CallLocal, ins.Op == opLdImm64 && ins.Src == vm.PseudoFunc:
+		case ins.Op == isa.OpCall && ins.Src == vm.CallLocal, ins.Op == isa.OpLdImm64 && ins.Src == vm.PseudoFunc:
 			t := int64(i) + 1 + int64(ins.Imm)
 			what := "call"
-			if ins.Op == opLdImm64 {
+			if ins.Op == isa.OpLdImm64 {
 				what = "callback reference"
 			}
 			if err := target(i, t, what); err != nil {
@@ -129,24 +103,24 @@ func (v *verifier) buildCFG() error {
 		}
 		ins := insns[i]
 		next := i + 1
-		if ins.Op == opLdImm64 {
+		if ins.Op == isa.OpLdImm64 {
 			next = i + 2
 		}
 		var succ []int
 		switch {
 		case !isJump(ins):
 			succ = []int{next}
-		case ins.Op&0xf0 == jmpEXIT:
+		case ins.Op&0xf0 == isa.JmpEXIT:
 			succ = nil
-		case ins.Op&0xf0 == jmpCALL:
+		case ins.Op&0xf0 == isa.JmpCALL:
 			succ = []int{next}
-			if ins.Op == opCall && ins.Src == vm.CallLocal {
+			if ins.Op == isa.OpCall && ins.Src == vm.CallLocal {
 				t := i + 1 + int(ins.Imm)
 				g.callees[g.fn[i]] = append(g.callees[g.fn[i]], g.fn[t])
 			}
-		case ins.Op&0xf0 == jmpJA:
+		case ins.Op&0xf0 == isa.JmpJA:
 			off := int64(ins.Off)
-			if ins.Op&7 == classJMP32 {
+			if ins.Op&7 == isa.ClassJMP32 {
 				off = int64(ins.Imm)
 			}
 			t := int64(i) + 1 + off
@@ -161,7 +135,7 @@ func (v *verifier) buildCFG() error {
 			}
 			succ = []int{next, int(t)}
 		}
-		if ins.Op == opLdImm64 && ins.Src == vm.PseudoFunc {
+		if ins.Op == isa.OpLdImm64 && ins.Src == vm.PseudoFunc {
 			t := i + 1 + int(ins.Imm)
 			g.callees[g.fn[i]] = append(g.callees[g.fn[i]], g.fn[t])
 		}
@@ -170,7 +144,7 @@ func (v *verifier) buildCFG() error {
 				return v.errAt(i, ErrBadJump, "execution falls off the end of the program: the last instruction must be an exit or a jump")
 			}
 			if g.fn[s] != g.fn[i] {
-				if s == next && ins.Op&0xf0 != jmpJA {
+				if s == next && ins.Op&0xf0 != isa.JmpJA {
 					return v.errAt(i, ErrBadJump, fmt.Sprintf("execution falls through into the function at insn %d: a function must end with an exit or a jump", s))
 				}
 				return v.errAt(i, ErrBadJump, fmt.Sprintf("jump to insn %d, in another function (at insn %d)", s, g.entries[g.fn[s]]))
@@ -228,7 +202,7 @@ func (v *verifier) checkReachable() error {
 			push(s)
 		}
 		ins := v.p.Insns[i]
-		if (ins.Op == opCall && ins.Src == vm.CallLocal) || (ins.Op == opLdImm64 && ins.Src == vm.PseudoFunc) {
+		if (ins.Op == isa.OpCall && ins.Src == vm.CallLocal) || (ins.Op == isa.OpLdImm64 && ins.Src == vm.PseudoFunc) {
 			push(i + 1 + int(ins.Imm))
 		}
 	}

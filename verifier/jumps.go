@@ -3,42 +3,28 @@ package verifier
 import (
 	"fmt"
 
+	"github.com/userbpf/userbpf/internal/isa"
 	"github.com/userbpf/userbpf/vm"
-)
-
-// Conditional jump operations (the opcode's high nibble).
-const (
-	jmpJEQ  = 0x10
-	jmpJGT  = 0x20
-	jmpJGE  = 0x30
-	jmpJSET = 0x40
-	jmpJNE  = 0x50
-	jmpJSGT = 0x60
-	jmpJSGE = 0x70
-	jmpJLT  = 0xa0
-	jmpJLE  = 0xb0
-	jmpJSLT = 0xc0
-	jmpJSLE = 0xd0
 )
 
 // jump interprets a jump-class instruction.
 func (v *verifier) jump(ctx, pc int, ins vm.Insn, st *state) ([]cont, error) {
 	op := ins.Op & 0xf0
 	switch op {
-	case jmpJA:
+	case isa.JmpJA:
 		return []cont{{ctx, v.cfg.succ[pc][0], st}}, nil
-	case jmpCALL:
+	case isa.JmpCALL:
 		return v.call(ctx, pc, ins, st)
-	case jmpEXIT:
+	case isa.JmpEXIT:
 		return v.exit(ctx, pc, st)
-	case jmpJCOND:
+	case isa.JmpJCOND:
 		return []cont{{ctx, pc + 1, st}, {ctx, pc + 1 + int(ins.Off), st.clone()}}, nil
 	}
 	dst, err := v.readReg(pc, st, ins.Dst)
 	if err != nil {
 		return nil, err
 	}
-	is64 := ins.Op&7 == classJMP
+	is64 := ins.Op&7 == isa.ClassJMP
 	src := constant(int64(ins.Imm))
 	if ins.Op&0x08 != 0 {
 		if src, err = v.readReg(pc, st, ins.Src); err != nil {
@@ -55,14 +41,14 @@ func (v *verifier) jump(ctx, pc int, ins vm.Insn, st *state) ([]cont, error) {
 	}
 	other := st.clone()
 	// A NULL check: pointer-or-NULL compared with 0.
-	if (op == jmpJEQ || op == jmpJNE) && is64 {
+	if (op == isa.JmpJEQ || op == isa.JmpJNE) && is64 {
 		p, preg, z := dst, ins.Dst, src
 		if !dst.null && src.null {
 			p, preg, z = src, ins.Src, dst
 		}
 		if p.null && z.isConst() && z.off == 0 {
 			isNull, notNull := other, st // JEQ: taken is NULL
-			if op == jmpJNE {
+			if op == isa.JmpJNE {
 				isNull, notNull = st, other
 			}
 			v.markNull(isNull, preg, p, true)
@@ -72,7 +58,7 @@ func (v *verifier) jump(ctx, pc int, ins vm.Insn, st *state) ([]cont, error) {
 		// dst == K on the taken branch of JEQ (fallthrough of JNE).
 		if dst.k == kScalar && !dst.known && src.isConst() {
 			eq := other
-			if op == jmpJNE {
+			if op == isa.JmpJNE {
 				eq = st
 			}
 			eq.cur().regs[ins.Dst] = constant(src.off)
@@ -103,12 +89,12 @@ func refine(r *reg, op uint8, k uint64, taken, is64 bool) {
 	}
 	var ub uint64
 	switch {
-	case op == jmpJLT && taken, op == jmpJGE && !taken:
+	case op == isa.JmpJLT && taken, op == isa.JmpJGE && !taken:
 		if k == 0 {
 			return
 		}
 		ub = k - 1
-	case op == jmpJLE && taken, op == jmpJGT && !taken:
+	case op == isa.JmpJLE && taken, op == isa.JmpJGT && !taken:
 		ub = k
 	default:
 		return
@@ -122,14 +108,14 @@ func refine(r *reg, op uint8, k uint64, taken, is64 bool) {
 // mirror is the comparison with its operands swapped (k op r ⇔ r op' k).
 func mirror(op uint8) uint8 {
 	switch op {
-	case jmpJLT:
-		return jmpJGT
-	case jmpJGT:
-		return jmpJLT
-	case jmpJLE:
-		return jmpJGE
-	case jmpJGE:
-		return jmpJLE
+	case isa.JmpJLT:
+		return isa.JmpJGT
+	case isa.JmpJGT:
+		return isa.JmpJLT
+	case isa.JmpJLE:
+		return isa.JmpJGE
+	case isa.JmpJGE:
+		return isa.JmpJLE
 	}
 	return 0
 }
@@ -174,27 +160,27 @@ func cmp(op uint8, a, b int64, is64 bool) bool {
 		sa, sb = int64(int32(a)), int64(int32(b))
 	}
 	switch op {
-	case jmpJEQ:
+	case isa.JmpJEQ:
 		return ua == ub
-	case jmpJNE:
+	case isa.JmpJNE:
 		return ua != ub
-	case jmpJGT:
+	case isa.JmpJGT:
 		return ua > ub
-	case jmpJGE:
+	case isa.JmpJGE:
 		return ua >= ub
-	case jmpJLT:
+	case isa.JmpJLT:
 		return ua < ub
-	case jmpJLE:
+	case isa.JmpJLE:
 		return ua <= ub
-	case jmpJSET:
+	case isa.JmpJSET:
 		return ua&ub != 0
-	case jmpJSGT:
+	case isa.JmpJSGT:
 		return sa > sb
-	case jmpJSGE:
+	case isa.JmpJSGE:
 		return sa >= sb
-	case jmpJSLT:
+	case isa.JmpJSLT:
 		return sa < sb
-	case jmpJSLE:
+	case isa.JmpJSLE:
 		return sa <= sb
 	}
 	return false

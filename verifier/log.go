@@ -3,6 +3,7 @@ package verifier
 import (
 	"fmt"
 
+	"github.com/userbpf/userbpf/internal/isa"
 	"github.com/userbpf/userbpf/vm"
 )
 
@@ -15,7 +16,7 @@ func (v *verifier) trace(pc int, st *state, err error) {
 	}
 	ins := v.p.Insns[pc]
 	text := ins.String()
-	if ins.Op == opLdImm64 && pc+1 < len(v.p.Insns) {
+	if ins.Op == isa.OpLdImm64 && pc+1 < len(v.p.Insns) {
 		text = vm.Disassemble(v.p.Insns[pc : pc+2])
 		text = text[len(fmt.Sprintf("%5d: ", 0)) : len(text)-1]
 	}

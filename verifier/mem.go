@@ -3,6 +3,7 @@ package verifier
 import (
 	"fmt"
 
+	"github.com/userbpf/userbpf/internal/isa"
 	"github.com/userbpf/userbpf/vm"
 )
 
@@ -14,7 +15,7 @@ func sizeOf(op uint8) int64 {
 // ldx is a load: dst = *(size *)(src + off).
 func (v *verifier) ldx(pc int, ins vm.Insn, st *state) error {
 	mode := ins.Op & 0xe0
-	if mode != modeMEM && mode != modeMEMSX {
+	if mode != isa.ModeMEM && mode != isa.ModeMEMSX {
 		return v.errAt(pc, ErrInvalidInsn, fmt.Sprintf("load of mode %#x", mode))
 	}
 	base, err := v.readReg(pc, st, ins.Src)
@@ -28,7 +29,7 @@ func (v *verifier) ldx(pc int, ins vm.Insn, st *state) error {
 	switch size := sizeOf(ins.Op); {
 	case x.k == kPkt || x.k == kPktEnd || x.k == kPktMeta:
 		// A context field the kernel turns into a packet pointer.
-	case mode == modeMEMSX:
+	case mode == isa.ModeMEMSX:
 		x = scalar()
 	case size != 8:
 		x = atMost(1<<(8*uint(size)) - 1)
@@ -44,7 +45,7 @@ func (v *verifier) store(pc int, ins vm.Insn, st *state) error {
 	if err != nil {
 		return err
 	}
-	if ins.Op&7 == classST {
+	if ins.Op&7 == isa.ClassST {
 		val := constant(int64(ins.Imm))
 		_, err := v.access(pc, st, ins.Dst, base, int64(ins.Off), size, true, &val)
 		return err
@@ -54,27 +55,19 @@ func (v *verifier) store(pc int, ins vm.Insn, st *state) error {
 		return err
 	}
 	switch mode {
-	case modeMEM:
+	case isa.ModeMEM:
 		_, err := v.access(pc, st, ins.Dst, base, int64(ins.Off), size, true, &src)
 		return err
-	case modeATOMIC:
+	case isa.ModeATOMIC:
 		return v.atomic(pc, ins, st, base, src, size)
 	}
 	return v.errAt(pc, ErrInvalidInsn, fmt.Sprintf("store of mode %#x", mode))
 }
 
-// Atomic operations (the Imm of an atomic instruction).
-const (
-	atomicFetch    = 0x01
-	atomicXchg     = 0xe1
-	atomicCmpXchg  = 0xf1
-	atomicLoadAcq  = 0x100
-	atomicStoreRel = 0x110
-)
-
+// atomic checks a BPF_ATOMIC instruction (its Imm names the operation).
 func (v *verifier) atomic(pc int, ins vm.Insn, st *state, base, src reg, size int64) error {
 	switch ins.Imm {
-	case atomicLoadAcq: // dst = load_acquire(src + off): here Dst is the result
+	case isa.AtomicLoadAcq: // dst = load_acquire(src + off): here Dst is the result
 		b, err := v.readReg(pc, st, ins.Src)
 		if err != nil {
 			return err
@@ -87,7 +80,7 @@ func (v *verifier) atomic(pc int, ins vm.Insn, st *state, base, src reg, size in
 			x = scalar()
 		}
 		return v.setReg(pc, st, ins.Dst, x)
-	case atomicStoreRel:
+	case isa.AtomicStoreRel:
 		_, err := v.access(pc, st, ins.Dst, base, int64(ins.Off), size, true, &src)
 		return err
 	}
@@ -102,12 +95,12 @@ func (v *verifier) atomic(pc int, ins vm.Insn, st *state, base, src reg, size in
 		return err
 	}
 	switch {
-	case ins.Imm == atomicCmpXchg:
+	case ins.Imm == isa.AtomicCmpXchg:
 		if _, err := v.readReg(pc, st, 0); err != nil {
 			return err
 		}
 		return v.setReg(pc, st, 0, scalar())
-	case ins.Imm&atomicFetch != 0:
+	case ins.Imm&isa.AtomicFetch != 0:
 		return v.setReg(pc, st, ins.Src, scalar())
 	}
 	return nil
@@ -126,7 +119,7 @@ func (v *verifier) ldAbs(pc int, ins vm.Insn, st *state) error {
 	if r6.k != kCtx {
 		return v.errAt(pc, ErrArg, fmt.Sprintf("R6 is %s, expected ctx: LD_ABS/LD_IND read the packet through R6", r6.typeName()))
 	}
-	if ins.Op&0xe0 == modeIND {
+	if ins.Op&0xe0 == isa.ModeIND {
 		if _, err := v.readReg(pc, st, ins.Src); err != nil {
 			return err
 		}

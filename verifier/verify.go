@@ -3,6 +3,8 @@ package verifier
 import (
 	"fmt"
 	"io"
+
+	"github.com/userbpf/userbpf/internal/isa"
 )
 
 // Options tune verification. The zero value is valid.
@@ -166,12 +168,12 @@ func (v *verifier) walk(c cont) error {
 func (v *verifier) step(ctx, pc int, st *state) ([]cont, error) {
 	ins := v.p.Insns[pc]
 	switch ins.Op & 7 {
-	case classALU, classALU64:
+	case isa.ClassALU, isa.ClassALU64:
 		if err := v.alu(pc, ins, st); err != nil {
 			return nil, err
 		}
-	case classLD:
-		if ins.Op == opLdImm64 {
+	case isa.ClassLD:
+		if ins.Op == isa.OpLdImm64 {
 			if err := v.ldImm64(ctx, pc, ins, st); err != nil {
 				return nil, err
 			}
@@ -180,15 +182,15 @@ func (v *verifier) step(ctx, pc int, st *state) ([]cont, error) {
 		if err := v.ldAbs(pc, ins, st); err != nil {
 			return nil, err
 		}
-	case classLDX:
+	case isa.ClassLDX:
 		if err := v.ldx(pc, ins, st); err != nil {
 			return nil, err
 		}
-	case classST, classSTX:
+	case isa.ClassST, isa.ClassSTX:
 		if err := v.store(pc, ins, st); err != nil {
 			return nil, err
 		}
-	case classJMP, classJMP32:
+	case isa.ClassJMP, isa.ClassJMP32:
 		return v.jump(ctx, pc, ins, st)
 	}
 	return []cont{{ctx, pc + 1, st}}, nil

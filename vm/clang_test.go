@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"github.com/userbpf/userbpf/internal/isa"
 )
 
 // objProgram converts a program of a clang-built object, as cilium/ebpf
@@ -74,7 +75,7 @@ func TestClangObject(t *testing.T) {
 	if err := Validate(p); err != nil {
 		t.Fatalf("%v\n%s", err, Disassemble(p.Insns))
 	}
-	if !slices.ContainsFunc(p.Insns, func(ins Insn) bool { return ins.Op == opLdImm64Wire && ins.Src == PseudoFunc }) {
+	if !slices.ContainsFunc(p.Insns, func(ins Insn) bool { return ins.Op == isa.OpLdImm64 && ins.Src == PseudoFunc }) {
 		t.Fatal("no PseudoFunc load: clang's &callback was not kept")
 	}
 	r0, err := p.Run(NewMachine(), make([]byte, 64))

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf/asm"
+	"github.com/userbpf/userbpf/internal/isa"
 )
 
 func TestBudget(t *testing.T) {
@@ -96,8 +97,8 @@ func TestCalleeSaved(t *testing.T) {
 func raw(insns ...Insn) *Program { return &Program{Name: "raw", Insns: insns} }
 
 func TestInvalidPrograms(t *testing.T) {
-	exit := Insn{Op: opExitWire}
-	mov0 := Insn{Op: classALU64 | aluMOV | srcK, Dst: 0, Imm: 7}
+	exit := Insn{Op: isa.OpExit}
+	mov0 := Insn{Op: isa.ClassALU64 | isa.AluMOV | isa.SrcK, Dst: 0, Imm: 7}
 	cases := []struct {
 		name     string
 		p        *Program
@@ -106,21 +107,21 @@ func TestInvalidPrograms(t *testing.T) {
 		detail   string
 	}{
 		{"unknown opcode", raw(mov0, Insn{Op: 0xff}, exit), ErrInvalid, 1, "invalid"},
-		{"bad register", raw(Insn{Op: classALU64 | aluMOV | srcK, Dst: 11}, exit), ErrInvalid, 0, "r11"},
-		{"bad source register", raw(Insn{Op: classALU64 | aluADD | srcX, Dst: 0, Src: 12}, exit), ErrInvalid, 0, "r12"},
-		{"write r10", raw(Insn{Op: classALU64 | aluMOV | srcK, Dst: 10}, exit), ErrInvalid, 0, "r10"},
-		{"jump past end", raw(mov0, Insn{Op: classJMP | jmpJA, Off: 5}, exit), ErrInvalid, 1, "outside the program"},
-		{"jump before start", raw(mov0, Insn{Op: classJMP | jmpJEQ, Off: -3}, exit), ErrInvalid, 1, "outside the program"},
-		{"jump into lddw", raw(Insn{Op: classJMP | jmpJA, Off: 1}, Insn{Op: opLdImm64Wire}, Insn{}, exit), ErrInvalid, 0, "second half"},
-		{"lddw without second half", raw(mov0, exit, Insn{Op: opLdImm64Wire}), nil, 0, ""},
-		{"lddw bad second half", raw(Insn{Op: opLdImm64Wire}, Insn{Op: 7}, exit), ErrInvalid, 0, "second half"},
-		{"call local out of range", raw(Insn{Op: opCallWire, Src: CallLocal, Imm: 100}, exit), ErrInvalid, 0, "outside"},
-		{"unknown pseudo", raw(Insn{Op: opLdImm64Wire, Src: 3}, Insn{}, exit), ErrInvalid, 0, "pseudo"},
-		{"map index out of range", raw(Insn{Op: opLdImm64Wire, Src: PseudoMapFD, Imm: 2}, Insn{}, exit), ErrInvalid, 0, "out of range"},
-		{"sdiv bad offset", raw(Insn{Op: classALU64 | aluDIV | srcK, Off: 2, Imm: 1}, exit), ErrInvalid, 0, "offset"},
-		{"movsx32 in alu32", raw(Insn{Op: classALU | aluMOV | srcX, Off: 32}, exit), ErrInvalid, 0, "offset"},
-		{"bswap width", raw(Insn{Op: classALU64 | aluEND, Imm: 8}, exit), ErrInvalid, 0, "width"},
-		{"atomic on a byte", raw(Insn{Op: classSTX | modeATOMIC | sizeB, Dst: 10, Src: 1, Off: -8}, exit), ErrInvalid, 0, "1 or 2 bytes"},
+		{"bad register", raw(Insn{Op: isa.ClassALU64 | isa.AluMOV | isa.SrcK, Dst: 11}, exit), ErrInvalid, 0, "r11"},
+		{"bad source register", raw(Insn{Op: isa.ClassALU64 | isa.AluADD | isa.SrcX, Dst: 0, Src: 12}, exit), ErrInvalid, 0, "r12"},
+		{"write r10", raw(Insn{Op: isa.ClassALU64 | isa.AluMOV | isa.SrcK, Dst: 10}, exit), ErrInvalid, 0, "r10"},
+		{"jump past end", raw(mov0, Insn{Op: isa.ClassJMP | isa.JmpJA, Off: 5}, exit), ErrInvalid, 1, "outside the program"},
+		{"jump before start", raw(mov0, Insn{Op: isa.ClassJMP | isa.JmpJEQ, Off: -3}, exit), ErrInvalid, 1, "outside the program"},
+		{"jump into lddw", raw(Insn{Op: isa.ClassJMP | isa.JmpJA, Off: 1}, Insn{Op: isa.OpLdImm64}, Insn{}, exit), ErrInvalid, 0, "second half"},
+		{"lddw without second half", raw(mov0, exit, Insn{Op: isa.OpLdImm64}), nil, 0, ""},
+		{"lddw bad second half", raw(Insn{Op: isa.OpLdImm64}, Insn{Op: 7}, exit), ErrInvalid, 0, "second half"},
+		{"call local out of range", raw(Insn{Op: isa.OpCall, Src: CallLocal, Imm: 100}, exit), ErrInvalid, 0, "outside"},
+		{"unknown pseudo", raw(Insn{Op: isa.OpLdImm64, Src: 3}, Insn{}, exit), ErrInvalid, 0, "pseudo"},
+		{"map index out of range", raw(Insn{Op: isa.OpLdImm64, Src: PseudoMapFD, Imm: 2}, Insn{}, exit), ErrInvalid, 0, "out of range"},
+		{"sdiv bad offset", raw(Insn{Op: isa.ClassALU64 | isa.AluDIV | isa.SrcK, Off: 2, Imm: 1}, exit), ErrInvalid, 0, "offset"},
+		{"movsx32 in alu32", raw(Insn{Op: isa.ClassALU | isa.AluMOV | isa.SrcX, Off: 32}, exit), ErrInvalid, 0, "offset"},
+		{"bswap width", raw(Insn{Op: isa.ClassALU64 | isa.AluEND, Imm: 8}, exit), ErrInvalid, 0, "width"},
+		{"atomic on a byte", raw(Insn{Op: isa.ClassSTX | isa.ModeATOMIC | isa.SizeB, Dst: 10, Src: 1, Off: -8}, exit), ErrInvalid, 0, "1 or 2 bytes"},
 		{"fell off", raw(mov0), ErrFellOff, 1, ""},
 	}
 	for _, c := range cases {
@@ -146,7 +147,7 @@ func TestInvalidPrograms(t *testing.T) {
 
 // An invalid instruction that is never reached does not stop the run.
 func TestUnreachedInvalid(t *testing.T) {
-	p := raw(Insn{Op: classALU64 | aluMOV | srcK, Imm: 3}, Insn{Op: opExitWire}, Insn{Op: 0xff})
+	p := raw(Insn{Op: isa.ClassALU64 | isa.AluMOV | isa.SrcK, Imm: 3}, Insn{Op: isa.OpExit}, Insn{Op: 0xff})
 	if v, err := run(t, p, nil); err != nil || v != 3 {
 		t.Fatalf("%d, %v", v, err)
 	}
@@ -158,18 +159,18 @@ func TestUnreachedInvalid(t *testing.T) {
 func TestLdAbsInd(t *testing.T) {
 	pkt := []byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
 	p := raw(
-		Insn{Op: classALU64 | aluMOV | srcX, Dst: 6, Src: 1},
-		Insn{Op: classLD | modeABS | sizeW, Imm: 2},          // R0 = 0x02030405
-		Insn{Op: classALU64 | aluMOV | srcX, Dst: 7, Src: 0}, //
-		Insn{Op: classALU64 | aluMOV | srcK, Dst: 2, Imm: 6}, //
-		Insn{Op: classLD | modeIND | sizeH, Src: 2, Imm: 1},  // R0 = 0x0708
-		Insn{Op: classALU64 | aluADD | srcX, Dst: 0, Src: 7}, //
-		Insn{Op: opExitWire},
+		Insn{Op: isa.ClassALU64 | isa.AluMOV | isa.SrcX, Dst: 6, Src: 1},
+		Insn{Op: isa.ClassLD | isa.ModeABS | isa.SizeW, Imm: 2},          // R0 = 0x02030405
+		Insn{Op: isa.ClassALU64 | isa.AluMOV | isa.SrcX, Dst: 7, Src: 0}, //
+		Insn{Op: isa.ClassALU64 | isa.AluMOV | isa.SrcK, Dst: 2, Imm: 6}, //
+		Insn{Op: isa.ClassLD | isa.ModeIND | isa.SizeH, Src: 2, Imm: 1},  // R0 = 0x0708
+		Insn{Op: isa.ClassALU64 | isa.AluADD | isa.SrcX, Dst: 0, Src: 7}, //
+		Insn{Op: isa.OpExit},
 	)
 	if v := mustRun(t, p, pkt); v != 0x02030405+0x0708 {
 		t.Fatalf("got %#x", v)
 	}
-	oob := raw(Insn{Op: classALU64 | aluMOV | srcK, Imm: 9}, Insn{Op: classLD | modeABS | sizeW, Imm: 8}, Insn{Op: opExitWire})
+	oob := raw(Insn{Op: isa.ClassALU64 | isa.AluMOV | isa.SrcK, Imm: 9}, Insn{Op: isa.ClassLD | isa.ModeABS | isa.SizeW, Imm: 8}, Insn{Op: isa.OpExit})
 	if v := mustRun(t, oob, pkt); v != 0 {
 		t.Fatalf("out-of-bounds LD_ABS returned %d, want 0 (program ends)", v)
 	}
@@ -178,11 +179,11 @@ func TestLdAbsInd(t *testing.T) {
 func TestMayGoto(t *testing.T) {
 	// for (;;) { r0++; may_goto out } : ends after MayGotoLimit iterations
 	p := raw(
-		Insn{Op: classALU64 | aluMOV | srcK},
-		Insn{Op: classALU64 | aluADD | srcK, Imm: 1},
-		Insn{Op: classJMP | jmpJCOND, Off: 1},
-		Insn{Op: classJMP | jmpJA, Off: -3},
-		Insn{Op: opExitWire},
+		Insn{Op: isa.ClassALU64 | isa.AluMOV | isa.SrcK},
+		Insn{Op: isa.ClassALU64 | isa.AluADD | isa.SrcK, Imm: 1},
+		Insn{Op: isa.ClassJMP | isa.JmpJCOND, Off: 1},
+		Insn{Op: isa.ClassJMP | isa.JmpJA, Off: -3},
+		Insn{Op: isa.OpExit},
 	)
 	m := NewMachine()
 	m.Budget = 4*MayGotoLimit + 10

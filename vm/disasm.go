@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf/asm"
+	"github.com/userbpf/userbpf/internal/isa"
 )
 
 // String disassembles the instruction in cilium/ebpf's notation. For a
@@ -32,7 +33,7 @@ func Disassemble(insns []Insn) string {
 			continue
 		}
 		fmt.Fprintf(&b, "%5d: %v\n", i, ins)
-		if insns[i].Op == opLdImm64Wire {
+		if insns[i].Op == isa.OpLdImm64 {
 			i++
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf/asm"
+	"github.com/userbpf/userbpf/internal/isa"
 )
 
 func call(fn int32) asm.Instruction {
@@ -173,12 +174,12 @@ func TestTracePrintk(t *testing.T) {
 func TestUnknownHelperAndKfunc(t *testing.T) {
 	_, err := run(t, prog(t, asm.Mov.Imm(asm.R0, 0), call(9999), asm.Return()), nil)
 	wantErr(t, err, ErrUnknownHelper, 1, "helper 9999")
-	kf := raw(Insn{Op: opCallWire, Src: CallKfunc, Imm: 77}, Insn{Op: opExitWire})
+	kf := raw(Insn{Op: isa.OpCall, Src: CallKfunc, Imm: 77}, Insn{Op: isa.OpExit})
 	_, err = run(t, kf, nil)
 	wantErr(t, err, ErrUnknownHelper, 0, "kfunc 77")
 	m := NewMachine()
 	m.Kfuncs = KfuncTable{77: func(m *Machine, r1, r2, r3, r4, r5 uint64) (uint64, error) { return r1 + 41, nil }}
-	kf.Insns = append([]Insn{{Op: classALU64 | aluMOV | srcK, Dst: 1, Imm: 1}}, kf.Insns...)
+	kf.Insns = append([]Insn{{Op: isa.ClassALU64 | isa.AluMOV | isa.SrcK, Dst: 1, Imm: 1}}, kf.Insns...)
 	if v, err := kf.Run(m, nil); err != nil || v != 42 {
 		t.Fatalf("kfunc: %d %v", v, err)
 	}

@@ -1,5 +1,7 @@
 package vm
 
+import "github.com/userbpf/userbpf/internal/isa"
+
 // ArrayLayout describes a plain ARRAY map's values for lookups the VM
 // inlines, as the kernel's verifier inlines bpf_map_lookup_elem on arrays
 // (map_gen_lookup): value i is at First + i×Stride, for i < Len, and the
@@ -54,24 +56,24 @@ func arrayInR1(c *code, p *Program, targets []bool, i int) (int, bool) {
 		ins := p.Insns[j]
 		class := ins.Op & 7
 		switch {
-		case ins.Op == opLdImm64Wire && ins.Dst == 1:
+		case ins.Op == isa.OpLdImm64 && ins.Dst == 1:
 			if ins.Src != PseudoMapFD || ins.Imm < 0 || int(ins.Imm) >= len(p.Maps) || p.Maps[ins.Imm].Array == nil {
 				return 0, false
 			}
 			return int(ins.Imm), true
-		case class == classLD: // LD_ABS/LD_IND clobber R1-R5; other 64-bit loads name their register
-			if ins.Op != opLdImm64Wire {
+		case class == isa.ClassLD: // LD_ABS/LD_IND clobber R1-R5; other 64-bit loads name their register
+			if ins.Op != isa.OpLdImm64 {
 				return 0, false
 			}
-		case class == classLDX || class == classALU || class == classALU64:
+		case class == isa.ClassLDX || class == isa.ClassALU || class == isa.ClassALU64:
 			if ins.Dst == 1 {
 				return 0, false
 			}
-		case class == classSTX && ins.Op&0xe0 == modeATOMIC:
+		case class == isa.ClassSTX && ins.Op&0xe0 == isa.ModeATOMIC:
 			if ins.Src == 1 || ins.Dst == 1 {
 				return 0, false // a fetching atomic writes its source register
 			}
-		case class == classJMP || class == classJMP32:
+		case class == isa.ClassJMP || class == isa.ClassJMP32:
 			return 0, false // calls clobber R1; a jump ends the block
 		}
 		if targets[j] {
@@ -93,14 +95,14 @@ func jumpTargets(insns []Insn) []bool {
 	for i, ins := range insns {
 		class, op := ins.Op&7, ins.Op&0xf0
 		switch {
-		case ins.Op == opLdImm64Wire && ins.Src == PseudoFunc:
+		case ins.Op == isa.OpLdImm64 && ins.Src == PseudoFunc:
 			mark(i + 1 + int(ins.Imm))
-		case class != classJMP && class != classJMP32, op == jmpEXIT:
-		case op == jmpCALL:
+		case class != isa.ClassJMP && class != isa.ClassJMP32, op == isa.JmpEXIT:
+		case op == isa.JmpCALL:
 			if ins.Src == CallLocal {
 				mark(i + 1 + int(ins.Imm))
 			}
-		case class == classJMP32 && op == jmpJA:
+		case class == isa.ClassJMP32 && op == isa.JmpJA:
 			mark(i + 1 + int(ins.Imm))
 		default:
 			mark(i + 1 + int(ins.Off))

@@ -12,6 +12,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/rlimit"
+	"github.com/userbpf/userbpf/internal/isa"
 )
 
 // The differential tests build tiny programs with cilium/ebpf's asm, load
@@ -114,7 +115,7 @@ func toVM(t testing.TB, insns asm.Instructions) []Insn {
 func toVMFd(t testing.TB, insns asm.Instructions, fd int) []Insn {
 	out := toVM(t, insns)
 	for i := range out {
-		if out[i].Op == opLdImm64Wire && (out[i].Src == PseudoMapValue || out[i].Src == PseudoMapFD) && out[i].Imm == int32(fd) {
+		if out[i].Op == isa.OpLdImm64 && (out[i].Src == PseudoMapValue || out[i].Src == PseudoMapFD) && out[i].Imm == int32(fd) {
 			out[i].Imm = 0
 		}
 	}

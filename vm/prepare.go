@@ -3,6 +3,8 @@ package vm
 import (
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/userbpf/userbpf/internal/isa"
 )
 
 // xinsn is a prepared instruction: the wire fields with the opcode
@@ -91,7 +93,7 @@ func prepare(p *Program) *code {
 	// Mark second halves of LD_IMM64 first: jumps must not land there.
 	hi := make([]bool, n)
 	for i := 0; i < n; i++ {
-		if p.Insns[i].Op == opLdImm64Wire && i+1 < n {
+		if p.Insns[i].Op == isa.OpLdImm64 && i+1 < n {
 			hi[i+1] = true
 			i++
 		}
@@ -120,48 +122,48 @@ func prepare(p *Program) *code {
 }
 
 var aluOps64 = [16][2]uint8{
-	aluADD >> 4:  {opAdd64K, opAdd64X},
-	aluSUB >> 4:  {opSub64K, opSub64X},
-	aluMUL >> 4:  {opMul64K, opMul64X},
-	aluDIV >> 4:  {opDiv64K, opDiv64X},
-	aluOR >> 4:   {opOr64K, opOr64X},
-	aluAND >> 4:  {opAnd64K, opAnd64X},
-	aluLSH >> 4:  {opLsh64K, opLsh64X},
-	aluRSH >> 4:  {opRsh64K, opRsh64X},
-	aluNEG >> 4:  {opNeg64, opInvalid},
-	aluMOD >> 4:  {opMod64K, opMod64X},
-	aluXOR >> 4:  {opXor64K, opXor64X},
-	aluMOV >> 4:  {opMov64K, opMov64X},
-	aluARSH >> 4: {opArsh64K, opArsh64X},
+	isa.AluADD >> 4:  {opAdd64K, opAdd64X},
+	isa.AluSUB >> 4:  {opSub64K, opSub64X},
+	isa.AluMUL >> 4:  {opMul64K, opMul64X},
+	isa.AluDIV >> 4:  {opDiv64K, opDiv64X},
+	isa.AluOR >> 4:   {opOr64K, opOr64X},
+	isa.AluAND >> 4:  {opAnd64K, opAnd64X},
+	isa.AluLSH >> 4:  {opLsh64K, opLsh64X},
+	isa.AluRSH >> 4:  {opRsh64K, opRsh64X},
+	isa.AluNEG >> 4:  {opNeg64, opInvalid},
+	isa.AluMOD >> 4:  {opMod64K, opMod64X},
+	isa.AluXOR >> 4:  {opXor64K, opXor64X},
+	isa.AluMOV >> 4:  {opMov64K, opMov64X},
+	isa.AluARSH >> 4: {opArsh64K, opArsh64X},
 }
 
 var aluOps32 = [16][2]uint8{
-	aluADD >> 4:  {opAdd32K, opAdd32X},
-	aluSUB >> 4:  {opSub32K, opSub32X},
-	aluMUL >> 4:  {opMul32K, opMul32X},
-	aluDIV >> 4:  {opDiv32K, opDiv32X},
-	aluOR >> 4:   {opOr32K, opOr32X},
-	aluAND >> 4:  {opAnd32K, opAnd32X},
-	aluLSH >> 4:  {opLsh32K, opLsh32X},
-	aluRSH >> 4:  {opRsh32K, opRsh32X},
-	aluNEG >> 4:  {opNeg32, opInvalid},
-	aluMOD >> 4:  {opMod32K, opMod32X},
-	aluXOR >> 4:  {opXor32K, opXor32X},
-	aluMOV >> 4:  {opMov32K, opMov32X},
-	aluARSH >> 4: {opArsh32K, opArsh32X},
+	isa.AluADD >> 4:  {opAdd32K, opAdd32X},
+	isa.AluSUB >> 4:  {opSub32K, opSub32X},
+	isa.AluMUL >> 4:  {opMul32K, opMul32X},
+	isa.AluDIV >> 4:  {opDiv32K, opDiv32X},
+	isa.AluOR >> 4:   {opOr32K, opOr32X},
+	isa.AluAND >> 4:  {opAnd32K, opAnd32X},
+	isa.AluLSH >> 4:  {opLsh32K, opLsh32X},
+	isa.AluRSH >> 4:  {opRsh32K, opRsh32X},
+	isa.AluNEG >> 4:  {opNeg32, opInvalid},
+	isa.AluMOD >> 4:  {opMod32K, opMod32X},
+	isa.AluXOR >> 4:  {opXor32K, opXor32X},
+	isa.AluMOV >> 4:  {opMov32K, opMov32X},
+	isa.AluARSH >> 4: {opArsh32K, opArsh32X},
 }
 
 // jmpOps[cond>>4][class==JMP32][source==X]
 var jmpOps = [16][2][2]uint8{
-	jmpJEQ >> 4:  {{opJEqK, opJEqX}, {opJEq32K, opJEq32X}},
-	jmpJGT >> 4:  {{opJGtK, opJGtX}, {opJGt32K, opJGt32X}},
-	jmpJGE >> 4:  {{opJGeK, opJGeX}, {opJGe32K, opJGe32X}},
-	jmpJSET >> 4: {{opJSetK, opJSetX}, {opJSet32K, opJSet32X}},
-	jmpJNE >> 4:  {{opJNeK, opJNeX}, {opJNe32K, opJNe32X}},
-	jmpJSGT >> 4: {{opJSGtK, opJSGtX}, {opJSGt32K, opJSGt32X}},
-	jmpJSGE >> 4: {{opJSGeK, opJSGeX}, {opJSGe32K, opJSGe32X}},
-	jmpJLT >> 4:  {{opJLtK, opJLtX}, {opJLt32K, opJLt32X}},
-	jmpJLE >> 4:  {{opJLeK, opJLeX}, {opJLe32K, opJLe32X}},
-	jmpJSLT >> 4: {{opJSLtK, opJSLtX}, {opJSLt32K, opJSLt32X}},
-	jmpJSLE >> 4: {{opJSLeK, opJSLeX}, {opJSLe32K, opJSLe32X}},
+	isa.JmpJEQ >> 4:  {{opJEqK, opJEqX}, {opJEq32K, opJEq32X}},
+	isa.JmpJGT >> 4:  {{opJGtK, opJGtX}, {opJGt32K, opJGt32X}},
+	isa.JmpJGE >> 4:  {{opJGeK, opJGeX}, {opJGe32K, opJGe32X}},
+	isa.JmpJSET >> 4: {{opJSetK, opJSetX}, {opJSet32K, opJSet32X}},
+	isa.JmpJNE >> 4:  {{opJNeK, opJNeX}, {opJNe32K, opJNe32X}},
+	isa.JmpJSGT >> 4: {{opJSGtK, opJSGtX}, {opJSGt32K, opJSGt32X}},
+	isa.JmpJSGE >> 4: {{opJSGeK, opJSGeX}, {opJSGe32K, opJSGe32X}},
+	isa.JmpJLT >> 4:  {{opJLtK, opJLtX}, {opJLt32K, opJLt32X}},
+	isa.JmpJLE >> 4:  {{opJLeK, opJLeX}, {opJLe32K, opJLe32X}},
+	isa.JmpJSLT >> 4: {{opJSLtK, opJSLtX}, {opJSLt32K, opJSLt32X}},
+	isa.JmpJSLE >> 4: {{opJSLeK, opJSLeX}, {opJSLe32K, opJSLe32X}},
 }

@@ -1,6 +1,10 @@
 package vm
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/userbpf/userbpf/internal/isa"
+)
 
 // translate decodes instruction i of p into its prepared form. For a
 // 64-bit immediate load it returns the resolved value's high half in
@@ -26,14 +30,14 @@ func translate(p *Program, i int, hi []bool) (x xinsn, high int32, reason string
 	badReg := func(r uint8) bool { return r > 10 }
 
 	switch class {
-	case classALU, classALU64:
-		is64 := class == classALU64
+	case isa.ClassALU, isa.ClassALU64:
+		is64 := class == isa.ClassALU64
 		op := ins.Op & 0xf0
-		isX := ins.Op&srcX != 0
+		isX := ins.Op&isa.SrcX != 0
 		if badReg(ins.Dst) || ins.Dst == 10 {
 			return x, 0, fmt.Sprintf("invalid destination register r%d", ins.Dst)
 		}
-		if op == aluEND {
+		if op == isa.AluEND {
 			switch {
 			case ins.Src != 0 || ins.Off != 0:
 				return x, 0, "byte swap with reserved fields set"
@@ -83,10 +87,10 @@ func translate(p *Program, i int, hi []bool) (x xinsn, high int32, reason string
 		}
 		switch {
 		case ins.Off == 0:
-		case ins.Off == 1 && (op == aluDIV || op == aluMOD):
+		case ins.Off == 1 && (op == isa.AluDIV || op == isa.AluMOD):
 			x.op++ // the signed variant follows the unsigned one for both sources
 			x.op++
-		case op == aluMOV && isX && (ins.Off == 8 || ins.Off == 16 || (ins.Off == 32 && is64)):
+		case op == isa.AluMOV && isX && (ins.Off == 8 || ins.Off == 16 || (ins.Off == 32 && is64)):
 			switch {
 			case is64 && ins.Off == 8:
 				x.op = opMovSX64B
@@ -102,17 +106,17 @@ func translate(p *Program, i int, hi []bool) (x xinsn, high int32, reason string
 		default:
 			return x, 0, fmt.Sprintf("ALU opcode %#02x with invalid offset %d", ins.Op, ins.Off)
 		}
-		if op == aluNEG && ins.Imm != 0 {
+		if op == isa.AluNEG && ins.Imm != 0 {
 			return x, 0, "neg with nonzero imm"
 		}
 		return x, 0, ""
 
-	case classJMP, classJMP32:
-		is32 := class == classJMP32
+	case isa.ClassJMP, isa.ClassJMP32:
+		is32 := class == isa.ClassJMP32
 		op := ins.Op & 0xf0
-		isX := ins.Op&srcX != 0
+		isX := ins.Op&isa.SrcX != 0
 		switch op {
-		case jmpJA:
+		case isa.JmpJA:
 			if isX || ins.Dst != 0 || ins.Src != 0 {
 				return x, 0, "ja with reserved fields set"
 			}
@@ -128,7 +132,7 @@ func translate(p *Program, i int, hi []bool) (x xinsn, high int32, reason string
 			}
 			x.op = opJA
 			return x, 0, target(int(ins.Off))
-		case jmpCALL:
+		case isa.JmpCALL:
 			if is32 || isX || ins.Dst != 0 || ins.Off != 0 {
 				return x, 0, "call with reserved fields set"
 			}
@@ -144,13 +148,13 @@ func translate(p *Program, i int, hi []bool) (x xinsn, high int32, reason string
 				return x, 0, fmt.Sprintf("call with invalid kind %d", ins.Src)
 			}
 			return x, 0, ""
-		case jmpEXIT:
+		case isa.JmpEXIT:
 			if is32 || isX || ins.Dst != 0 || ins.Src != 0 || ins.Off != 0 || ins.Imm != 0 {
 				return x, 0, "exit with reserved fields set"
 			}
 			x.op = opExit
 			return x, 0, ""
-		case jmpJCOND:
+		case isa.JmpJCOND:
 			if is32 || isX || ins.Dst != 0 || ins.Src != 0 || ins.Imm != 0 {
 				return x, 0, "may_goto with reserved fields set"
 			}
@@ -183,10 +187,10 @@ func translate(p *Program, i int, hi []bool) (x xinsn, high int32, reason string
 		}
 		return x, 0, target(int(ins.Off))
 
-	case classLD:
+	case isa.ClassLD:
 		return translateLD(p, i, hi, x)
 
-	case classLDX:
+	case isa.ClassLDX:
 		if badReg(ins.Dst) || ins.Dst == 10 {
 			return x, 0, fmt.Sprintf("invalid destination register r%d", ins.Dst)
 		}
@@ -198,11 +202,11 @@ func translate(p *Program, i int, hi []bool) (x xinsn, high int32, reason string
 		}
 		size := ins.Op & 0x18
 		switch ins.Op & 0xe0 {
-		case modeMEM:
+		case isa.ModeMEM:
 			x.op = [4]uint8{opLdxW, opLdxH, opLdxB, opLdxDW}[size>>3]
 			return x, 0, ""
-		case modeMEMSX:
-			if size == sizeDW {
+		case isa.ModeMEMSX:
+			if size == isa.SizeDW {
 				return x, 0, "sign-extending load of 8 bytes"
 			}
 			x.op = [4]uint8{opLdxSW, opLdxSH, opLdxSB}[size>>3]
@@ -210,17 +214,17 @@ func translate(p *Program, i int, hi []bool) (x xinsn, high int32, reason string
 		}
 		return x, 0, fmt.Sprintf("invalid load opcode %#02x", ins.Op)
 
-	case classST:
+	case isa.ClassST:
 		if badReg(ins.Dst) {
 			return x, 0, fmt.Sprintf("invalid base register r%d", ins.Dst)
 		}
-		if ins.Op&0xe0 != modeMEM || ins.Src != 0 {
+		if ins.Op&0xe0 != isa.ModeMEM || ins.Src != 0 {
 			return x, 0, fmt.Sprintf("invalid store opcode %#02x", ins.Op)
 		}
 		x.op = [4]uint8{opStW, opStH, opStB, opStDW}[(ins.Op&0x18)>>3]
 		return x, 0, ""
 
-	case classSTX:
+	case isa.ClassSTX:
 		if badReg(ins.Dst) {
 			return x, 0, fmt.Sprintf("invalid base register r%d", ins.Dst)
 		}
@@ -229,13 +233,13 @@ func translate(p *Program, i int, hi []bool) (x xinsn, high int32, reason string
 		}
 		size := ins.Op & 0x18
 		switch ins.Op & 0xe0 {
-		case modeMEM:
+		case isa.ModeMEM:
 			if ins.Imm != 0 {
 				return x, 0, "store with nonzero imm"
 			}
 			x.op = [4]uint8{opStxW, opStxH, opStxB, opStxDW}[size>>3]
 			return x, 0, ""
-		case modeATOMIC:
+		case isa.ModeATOMIC:
 			return translateAtomic(ins, x, size)
 		}
 		return x, 0, fmt.Sprintf("invalid store opcode %#02x", ins.Op)
@@ -246,48 +250,48 @@ func translate(p *Program, i int, hi []bool) (x xinsn, high int32, reason string
 func translateAtomic(ins Insn, x xinsn, size uint8) (xinsn, int32, string) {
 	si := [4]int{2, 1, 0, 3}[size>>3] // W H B DW -> 2 1 0 3 (log2 bytes)
 	switch ins.Imm {
-	case atomicLoadAcq:
+	case isa.AtomicLoadAcq:
 		if ins.Dst == 10 {
 			return x, 0, "load-acquire into r10"
 		}
 		x.op = [4]uint8{opLoadAcqB, opLoadAcqH, opLoadAcqW, opLoadAcqDW}[si]
 		return x, 0, ""
-	case atomicStoreRel:
+	case isa.AtomicStoreRel:
 		x.op = [4]uint8{opStoreRelB, opStoreRelH, opStoreRelW, opStoreRelDW}[si]
 		return x, 0, ""
 	}
-	if size != sizeW && size != sizeDW {
+	if size != isa.SizeW && size != isa.SizeDW {
 		return x, 0, "atomic read-modify-write on 1 or 2 bytes"
 	}
-	if ins.Src == 10 && ins.Imm&atomicFETCH != 0 {
+	if ins.Src == 10 && ins.Imm&isa.AtomicFetch != 0 {
 		return x, 0, "atomic fetch into r10"
 	}
 	var op uint8
 	switch ins.Imm {
-	case aluADD:
+	case isa.AluADD:
 		op = opAtomicAdd32
-	case aluOR:
+	case isa.AluOR:
 		op = opAtomicOr32
-	case aluAND:
+	case isa.AluAND:
 		op = opAtomicAnd32
-	case aluXOR:
+	case isa.AluXOR:
 		op = opAtomicXor32
-	case aluADD | atomicFETCH:
+	case isa.AluADD | isa.AtomicFetch:
 		op = opAtomicFetchAdd32
-	case aluOR | atomicFETCH:
+	case isa.AluOR | isa.AtomicFetch:
 		op = opAtomicFetchOr32
-	case aluAND | atomicFETCH:
+	case isa.AluAND | isa.AtomicFetch:
 		op = opAtomicFetchAnd32
-	case aluXOR | atomicFETCH:
+	case isa.AluXOR | isa.AtomicFetch:
 		op = opAtomicFetchXor32
-	case atomicXCHG:
+	case isa.AtomicXchg:
 		op = opXchg32
-	case atomicCMPXCHG:
+	case isa.AtomicCmpXchg:
 		op = opCmpXchg32
 	default:
 		return x, 0, fmt.Sprintf("invalid atomic operation %#x", ins.Imm)
 	}
-	if size == sizeDW {
+	if size == isa.SizeDW {
 		op += opAtomicAdd64 - opAtomicAdd32
 	}
 	x.op = op
@@ -297,14 +301,14 @@ func translateAtomic(ins Insn, x xinsn, size uint8) (xinsn, int32, string) {
 func translateLD(p *Program, i int, hi []bool, x xinsn) (xinsn, int32, string) {
 	ins := p.Insns[i]
 	switch ins.Op {
-	case opLdImm64Wire:
-	case classLD | modeABS | sizeB, classLD | modeABS | sizeH, classLD | modeABS | sizeW,
-		classLD | modeIND | sizeB, classLD | modeIND | sizeH, classLD | modeIND | sizeW:
-		if ins.Src > 10 && ins.Op&0xe0 == modeIND {
+	case isa.OpLdImm64:
+	case isa.ClassLD | isa.ModeABS | isa.SizeB, isa.ClassLD | isa.ModeABS | isa.SizeH, isa.ClassLD | isa.ModeABS | isa.SizeW,
+		isa.ClassLD | isa.ModeIND | isa.SizeB, isa.ClassLD | isa.ModeIND | isa.SizeH, isa.ClassLD | isa.ModeIND | isa.SizeW:
+		if ins.Src > 10 && ins.Op&0xe0 == isa.ModeIND {
 			return x, 0, fmt.Sprintf("invalid source register r%d", ins.Src)
 		}
 		k := [3]uint8{2, 1, 0}[(ins.Op&0x18)>>3] // W H B -> 2 1 0
-		if ins.Op&0xe0 == modeABS {
+		if ins.Op&0xe0 == isa.ModeABS {
 			x.op = opLdAbsB + k
 		} else {
 			x.op = opLdIndB + k
