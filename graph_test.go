@@ -14,6 +14,7 @@ import (
 	"github.com/userbpf/userbpf"
 	"github.com/userbpf/userbpf/graph"
 	"github.com/userbpf/userbpf/internal/proctest"
+	"github.com/userbpf/userbpf/loader"
 	"github.com/userbpf/userbpf/loader/loadertest"
 	"github.com/userbpf/userbpf/vm"
 )
@@ -428,5 +429,42 @@ func TestGraphCorruptRoot(t *testing.T) {
 			}
 			data.WithLock(make([]byte, 4), func(v []byte) error { clear(v[root : root+16]); return nil })
 		}
+	}
+}
+
+// A map of the region that an object would reuse by name must hold the
+// same graph containers: the same value without them (or with others) is
+// ErrIncompatible, since drains and lock checks follow the region's map.
+func TestGraphReuseNeedsTheSameContainers(t *testing.T) {
+	r, err := userbpf.CreateRegion(filepath.Join(t.TempDir(), "r"), userbpf.RegionOptions{SizeLimit: 256 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	obj := filepath.Join("testdata", "graph.o")
+	spec, err := loader.ParseFile(obj, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, ms := range spec.Maps {
+		if ms.Spec.Graph == nil {
+			continue
+		}
+		s := ms.Spec
+		s.Graph = nil // the same value, without its containers
+		m, err := r.CreateMap(s)
+		if err != nil {
+			t.Fatalf("create %s without containers: %v", s.Name, err)
+		}
+		m.Close()
+		found = true
+		break
+	}
+	if !found {
+		t.Fatal("graph.o has no map with graph containers")
+	}
+	if _, err := userbpf.LoadCollection(r, obj); !errors.Is(err, loader.ErrIncompatible) {
+		t.Fatalf("load over a map without the containers: %v, want ErrIncompatible", err)
 	}
 }

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 )
@@ -120,6 +121,16 @@ func (t *Type) Roots() []Field {
 // Table is a set of types that refer to each other by index.
 type Table struct {
 	Types []Type
+}
+
+// Same reports whether tb and o describe the same types, fields and
+// containment (names aside: they are not stored). Nil is the table of a
+// value without containers.
+func (tb *Table) Same(o *Table) bool {
+	if tb == nil || o == nil {
+		return tb == nil && o == nil
+	}
+	return bytes.Equal(tb.encode(), o.encode())
 }
 
 // Limits of a table.

@@ -242,6 +242,11 @@ func compatible(m *maps.Map, s maps.Spec) error {
 	if !ok {
 		return fmt.Errorf("%w: the region's %q is %s, the object declares %s", ErrIncompatible, s.Name, describeMap(m), describeSpec(s))
 	}
+	if !m.GraphTable().Same(s.Graph) {
+		// Drains and the programs' lock checks follow the region's table:
+		// other containers in the value would be freed wrongly.
+		return fmt.Errorf("%w: the region's %q holds other graph containers (bpf_rb_root / bpf_list_head and their node types) than the object declares", ErrIncompatible, s.Name)
+	}
 	return nil
 }
 
