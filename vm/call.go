@@ -53,7 +53,7 @@ func (m *Machine) CallFunc(fn uint64, r1, r2, r3, r4, r5 uint64) (uint64, error)
 		return 0, errors.New("vm: CallFunc outside a run")
 	}
 	pc := fn - FuncRefBase
-	if pc >= uint64(len(m.code.insns)-1) {
+	if pc >= uint64(len(m.code.insns)-1) || !m.code.callbacks[pc] {
 		return 0, m.fault(m.pc, ErrInvalid, fmt.Sprintf("%#x is not a callback reference", fn))
 	}
 	if m.depth+1 >= MaxCallDepth {

@@ -83,6 +83,20 @@ func arrayInR1(c *code, p *Program, targets []bool, i int) (int, bool) {
 	return 0, false
 }
 
+// callbackEntries marks the instructions PseudoFunc loads name: callbacks
+// start there and nowhere else.
+func callbackEntries(insns []Insn) []bool {
+	cb := make([]bool, len(insns)+1)
+	for i, ins := range insns {
+		if ins.Op == isa.OpLdImm64 && ins.Src == PseudoFunc {
+			if to := i + 1 + int(ins.Imm); to >= 0 && to < len(insns) {
+				cb[to] = true
+			}
+		}
+	}
+	return cb
+}
+
 // jumpTargets marks every instruction a jump, call or callback reference
 // may reach other than by falling through.
 func jumpTargets(insns []Insn) []bool {

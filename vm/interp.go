@@ -156,6 +156,7 @@ func (m *Machine) exec(c *code, pc int, r1, r2, r3, r4, r5 uint64, depth int) (u
 				c = f.code
 				m.code = c
 				insns = c.insns
+				m.hot = memRange{} // the callee's ranges (its globals) are not the caller's
 			}
 			r[6], r[7], r[8], r[9] = f.saved[0], f.saved[1], f.saved[2], f.saved[3]
 			r[10] = f.fp

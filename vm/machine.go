@@ -164,8 +164,12 @@ func (p *Program) RunEach(m *Machine, ctx []byte, n int, after func(r0 uint64, e
 		after(0, &Error{Program: p.Name, Err: ErrBusy})
 		return 0
 	}
+	inAfter := false
 	defer func() {
 		if v := recover(); v != nil {
+			if inAfter {
+				panic(v) // the caller's own panic, not the program's
+			}
 			err := m.panicFault(v)
 			m.end()
 			runs++
@@ -177,7 +181,10 @@ func (p *Program) RunEach(m *Machine, ctx []byte, n int, after func(r0 uint64, e
 		r0, err := m.exec(c, 0, m.ctxLo, 0, 0, 0, 0, 0)
 		m.end()
 		runs++
-		if !after(r0, err) {
+		inAfter = true
+		goOn := after(r0, err)
+		inAfter = false
+		if !goOn {
 			break
 		}
 	}

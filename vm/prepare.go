@@ -30,8 +30,11 @@ func (x *xinsn) word() uint64 {
 type code struct {
 	insns   []xinsn // len(Program.Insns)+1: the last one is opFellOff
 	reasons []string
-	globals []memRange
-	prog    *Program
+	// callbacks marks the instructions a PseudoFunc load names: the only
+	// entries CallFunc accepts.
+	callbacks []bool
+	globals   []memRange
+	prog      *Program
 
 	// identity of the Program fields this code was prepared from
 	srcPtr  *Insn
@@ -115,6 +118,7 @@ func prepare(p *Program) *code {
 		}
 	}
 	c.insns[n] = xinsn{op: opFellOff}
+	c.callbacks = callbackEntries(p.Insns)
 	inlineArrayLookups(c, p)
 	inlineSpinLocks(c)
 	fuseMoves(c)
