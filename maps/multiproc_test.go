@@ -9,11 +9,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"testing"
+	"unsafe"
 
 	"github.com/userbpf/userbpf/internal/proctest"
 	"github.com/userbpf/userbpf/maps"
+	"golang.org/x/sys/unix"
 )
 
 // scaled picks the race-detector size of a test when it is on.
@@ -379,6 +382,12 @@ func TestLRUHashSmallContended(t *testing.T) {
 func TestLRUHashKeepsRecentlyUpdated(t *testing.T) {
 	for _, flags := range []uint32{0, maps.FlagNoCommonLRU} {
 		t.Run(fmt.Sprintf("flags=%#x", flags), func(t *testing.T) {
+			if flags&maps.FlagNoCommonLRU != 0 {
+				// Inserts take from the list of the CPU they run on: a
+				// thread that migrated midway would fill two lists, and the
+				// first key's list would not be under pressure.
+				pinToOneCPU(t)
+			}
 			r, _ := newRegion(t)
 			m := createMap(t, r, maps.Spec{Name: "lrur", Type: maps.LRUHash, KeySize: 8, ValueSize: patternSize,
 				MaxEntries: 128, Flags: flags})
@@ -401,4 +410,31 @@ func TestLRUHashKeepsRecentlyUpdated(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pinToOneCPU keeps the test's goroutine on its OS thread and that thread
+// on the CPU it runs on now, until the test ends.
+func pinToOneCPU(t *testing.T) {
+	t.Helper()
+	runtime.LockOSThread()
+	var old unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &old); err != nil {
+		runtime.UnlockOSThread()
+		t.Skipf("sched_getaffinity: %v", err)
+	}
+	var cpu uint32
+	if _, _, e := unix.RawSyscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&cpu)), 0, 0); e != 0 {
+		runtime.UnlockOSThread()
+		t.Skipf("getcpu: %v", e)
+	}
+	var one unix.CPUSet
+	one.Set(int(cpu))
+	if err := unix.SchedSetaffinity(0, &one); err != nil {
+		runtime.UnlockOSThread()
+		t.Skipf("sched_setaffinity: %v", err)
+	}
+	t.Cleanup(func() {
+		unix.SchedSetaffinity(0, &old)
+		runtime.UnlockOSThread()
+	})
 }
