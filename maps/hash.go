@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/userbpf/userbpf/internal/release"
 	"github.com/userbpf/userbpf/shm"
@@ -669,32 +670,26 @@ func (h *hashOps) unlink(m *Map, b *bucket, off uint64) bool {
 	return false
 }
 
-func (h *hashOps) delete(m *Map, key []byte) error {
-	hash := keyHash(key, m.hc.seed)
-	b := h.bucket(m, hash)
-	h.lockBucket(m, b)
-	off, l := h.find(m, b, key)
-	if off == 0 {
-		b.Lock.Unlock()
-		return ErrKeyNotExist
-	}
-	h.unlinkAt(m, l, off)
-	m.d.Count.Add(-1)
-	b.Lock.Unlock()
-	h.putElem(m, off, true)
-	return nil
-}
+func (h *hashOps) delete(m *Map, key []byte) error { return h.unlinkKey(m, key, nil) }
 
 func (h *hashOps) lookupAndDelete(m *Map, key, value []byte, flags uint64) error {
-	hash := keyHash(key, m.hc.seed)
-	b := h.bucket(m, hash)
+	return h.unlinkKey(m, key, func(v unsafe.Pointer) { m.copyOutAny(value, v, flags) })
+}
+
+// unlinkKey takes key's element out of its bucket and gives it back (for
+// reuse after a grace period). peek, if not nil, sees the element's value
+// under the bucket lock first, while no writer can change it.
+func (h *hashOps) unlinkKey(m *Map, key []byte, peek func(value unsafe.Pointer)) error {
+	b := h.bucket(m, keyHash(key, m.hc.seed))
 	h.lockBucket(m, b)
 	off, l := h.find(m, b, key)
 	if off == 0 {
 		b.Lock.Unlock()
 		return ErrKeyNotExist
 	}
-	m.copyOutAny(value, h.value(m, off), flags)
+	if peek != nil {
+		peek(h.value(m, off))
+	}
 	h.unlinkAt(m, l, off)
 	m.d.Count.Add(-1)
 	b.Lock.Unlock()

@@ -249,21 +249,8 @@ func (o *mapInMapOps) deleteFlags(m *Map, key []byte, flags uint64) error {
 		if old == 0 {
 			return ErrKeyNotExist
 		}
-	} else {
-		h := o.hash
-		hash := keyHash(key, m.hc.seed)
-		b := h.bucket(m, hash)
-		h.lockBucket(m, b)
-		off, l := h.find(m, b, key)
-		if off == 0 {
-			b.Lock.Unlock()
-			return ErrKeyNotExist
-		}
-		old = (*atomic.Uint64)(h.value(m, off)).Load()
-		h.unlinkAt(m, l, off)
-		m.d.Count.Add(-1)
-		b.Lock.Unlock()
-		h.putElem(m, off, true)
+	} else if err := o.hash.unlinkKey(m, key, func(v unsafe.Pointer) { old = (*atomic.Uint64)(v).Load() }); err != nil {
+		return err
 	}
 	dropRef((*desc)(m.region.Pointer(old)))
 	if flags&FlagWaitGrace != 0 {
