@@ -124,19 +124,3 @@ func jumpTargets(insns []Insn) []bool {
 	}
 	return t
 }
-
-// arrayLookup is an inlined bpf_map_lookup_elem on the ARRAY of layout
-// a, with the key at address key; ok is false when the key is not on
-// the stack, and the caller then makes the real helper call.
-func (m *Machine) arrayLookup(a *ArrayLayout, key uint64) (v uint64, ok bool) {
-	if key-m.lo > m.span-4 {
-		return 0, false
-	}
-	idx := *(*uint32)(ptr(key))
-	if idx >= a.Len {
-		return 0, true
-	}
-	p := a.First + uintptr(idx)*uintptr(a.Stride)
-	m.AllowRange(p, uintptr(a.ValueSize), !a.ReadOnly)
-	return uint64(p), true
-}

@@ -29,14 +29,9 @@ func (m *Machine) exec(c *code, pc int, r1, r2, r3, r4, r5 uint64, depth int) (u
 		m.budget--
 		x := insns[pc]
 		pc++
-		if x.op == opCallArrayLookup {
-			if v, ok := m.arrayLookup(c.prog.Maps[x.imm].Array, r[2]); ok {
-				r[0] = v
-				continue
-			}
-			x = xinsn{op: opCallHelper, imm: FnMapLookupElem} // an unusual key: the helper decides
-		}
-		switch x.op { // what fast left of a lock or unlock: the helper's
+		switch x.op { // what fast left of an inlined call is the helper's
+		case opCallArrayLookup:
+			x = xinsn{op: opCallHelper, imm: FnMapLookupElem}
 		case opCallSpinLock:
 			x = xinsn{op: opCallHelper, imm: FnSpinLock}
 		case opCallSpinUnlock:
