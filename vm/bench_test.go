@@ -7,29 +7,23 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf/asm"
-	"golang.org/x/sys/unix"
+	"github.com/userbpf/userbpf/internal/benchprog"
 )
 
 // cpuClock measures the CPU time of the benchmark's thread, which on a
 // loaded machine says more about the interpreter than wall time does.
 type cpuClock struct{ start time.Duration }
 
-func threadCPU() time.Duration {
-	var ru unix.Rusage
-	unix.Getrusage(unix.RUSAGE_THREAD, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func startCPU(b *testing.B) *cpuClock {
 	runtime.LockOSThread()
 	b.Cleanup(runtime.UnlockOSThread)
 	b.ResetTimer()
-	return &cpuClock{threadCPU()}
+	return &cpuClock{benchprog.ThreadCPU()}
 }
 
 // report adds cpu-ns/op and, if perOp > 0, wall and CPU ns per unit.
 func (c *cpuClock) report(b *testing.B, perOp float64, unit string) {
-	cpu := float64((threadCPU() - c.start).Nanoseconds())
+	cpu := float64((benchprog.ThreadCPU() - c.start).Nanoseconds())
 	b.ReportMetric(cpu/float64(b.N), "cpu-ns/op")
 	if perOp > 0 {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/perOp, "ns/"+unit)
@@ -37,24 +31,9 @@ func (c *cpuClock) report(b *testing.B, perOp float64, unit string) {
 	}
 }
 
-// aluLoop is an ALU-heavy loop: 12 instructions per iteration (64- and
-// 32-bit arithmetic, shifts, a multiply, a conditional jump).
+// aluLoop is benchprog.ALULoop as a Program.
 func aluLoop(t testing.TB, n int32) *Program {
-	return prog(t,
-		asm.Mov.Imm(asm.R0, 0), asm.Mov.Imm(asm.R1, 0), asm.Mov.Imm(asm.R2, 12345),
-		asm.Add.Reg(asm.R0, asm.R1).WithSymbol("loop"),
-		asm.Xor.Reg(asm.R2, asm.R0),
-		asm.Mul.Imm(asm.R2, 3),
-		asm.Mov.Reg(asm.R3, asm.R2),
-		asm.RSh.Imm(asm.R3, 7),
-		asm.Add.Reg(asm.R0, asm.R3),
-		asm.Mov.Reg32(asm.R4, asm.R0),
-		asm.Add.Imm32(asm.R4, 1),
-		asm.Sub.Reg(asm.R0, asm.R4),
-		asm.And.Imm(asm.R0, 0x7fffffff),
-		asm.Add.Imm(asm.R1, 1),
-		asm.JLT.Imm(asm.R1, n, "loop"),
-		asm.Return())
+	return prog(t, benchprog.ALULoop(n)...)
 }
 
 func BenchmarkALULoop(b *testing.B) {

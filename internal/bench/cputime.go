@@ -4,7 +4,7 @@ import (
 	"runtime"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/userbpf/userbpf/internal/benchprog"
 )
 
 // cpuPerOp is perOp on the calling thread's CPU time instead of the wall
@@ -17,9 +17,9 @@ func cpuPerOp(rounds int, fn func(n int)) float64 {
 	defer runtime.UnlockOSThread()
 	n := 1
 	for {
-		start := threadCPU()
+		start := benchprog.ThreadCPU()
 		fn(n)
-		if d := threadCPU() - start; d > 20*time.Millisecond || n > 1<<30 {
+		if d := benchprog.ThreadCPU() - start; d > 20*time.Millisecond || n > 1<<30 {
 			n = max(1, int(float64(n)*float64(50*time.Millisecond)/float64(max(d, 1))))
 			break
 		}
@@ -27,18 +27,9 @@ func cpuPerOp(rounds int, fn func(n int)) float64 {
 	}
 	var ns []float64
 	for range rounds {
-		start := threadCPU()
+		start := benchprog.ThreadCPU()
 		fn(n)
-		ns = append(ns, float64((threadCPU()-start).Nanoseconds())/float64(n))
+		ns = append(ns, float64((benchprog.ThreadCPU()-start).Nanoseconds())/float64(n))
 	}
 	return median(ns)
-}
-
-// threadCPU is the calling thread's CPU time.
-func threadCPU() time.Duration {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
-		return 0
-	}
-	return time.Duration(ts.Nano())
 }

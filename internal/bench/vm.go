@@ -7,39 +7,15 @@ import (
 	"path/filepath"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
 
 	"github.com/userbpf/userbpf"
+	"github.com/userbpf/userbpf/internal/benchprog"
 	"github.com/userbpf/userbpf/loader"
 	"github.com/userbpf/userbpf/vm"
 )
 
-// aluIters is the trip count of the ALU loop; aluInsnsPerIter its body.
-const (
-	aluIters        = 20000 // the kernel verifier walks every iteration: 12 × 20000 < its 1 M limit
-	aluInsnsPerIter = 12
-)
-
-// aluLoop is an ALU-heavy loop: 64- and 32-bit arithmetic, shifts, a
-// multiply and a conditional jump per iteration.
-func aluLoop() asm.Instructions {
-	return asm.Instructions{
-		asm.Mov.Imm(asm.R0, 0), asm.Mov.Imm(asm.R1, 0), asm.Mov.Imm(asm.R2, 12345),
-		asm.Add.Reg(asm.R0, asm.R1).WithSymbol("loop"),
-		asm.Xor.Reg(asm.R2, asm.R0),
-		asm.Mul.Imm(asm.R2, 3),
-		asm.Mov.Reg(asm.R3, asm.R2),
-		asm.RSh.Imm(asm.R3, 7),
-		asm.Add.Reg(asm.R0, asm.R3),
-		asm.Mov.Reg32(asm.R4, asm.R0),
-		asm.Add.Imm32(asm.R4, 1),
-		asm.Sub.Reg(asm.R0, asm.R4),
-		asm.And.Imm(asm.R0, 0x7fffffff),
-		asm.Add.Imm(asm.R1, 1),
-		asm.JLT.Imm(asm.R1, aluIters, "loop"),
-		asm.Return(),
-	}
-}
+// aluIters is the trip count of the ALU loop.
+const aluIters = 20000 // the kernel verifier walks every iteration: 12 × 20000 < its 1 M limit
 
 // VM measures the interpreter: ns per executed instruction of an ALU loop
 // (against the kernel's JIT running the same program with BPF_PROG_RUN),
@@ -50,21 +26,21 @@ func VM(env *Env) ([]Result, error) {
 	add := func(x Result) { x.Suite = "vm"; res = append(res, x) }
 
 	env.say("ALU loop")
-	ps := &ebpf.ProgramSpec{Name: "alu", Type: ebpf.SocketFilter, License: "GPL", Instructions: aluLoop()}
+	ps := &ebpf.ProgramSpec{Name: "alu", Type: ebpf.SocketFilter, License: "GPL", Instructions: benchprog.ALULoop(aluIters)}
 	obj, err := loader.FromCollectionSpec(&ebpf.CollectionSpec{Programs: map[string]*ebpf.ProgramSpec{"alu": ps}}, "bench", nil)
 	if err != nil {
 		return nil, err
 	}
 	p := &vm.Program{Name: "alu", Insns: obj.Programs["alu"].Insns}
 	m := vm.NewMachine()
-	m.Budget = 10 * aluIters * aluInsnsPerIter
+	m.Budget = 10 * aluIters * benchprog.ALUInsnsPerIter
 	ctx := make([]byte, 64)
 	perRun := cpuPerOp(5, func(n int) {
 		for range n {
 			p.Run(m, ctx)
 		}
 	})
-	insns := float64(aluIters*aluInsnsPerIter + 4)
+	insns := float64(aluIters*benchprog.ALUInsnsPerIter + 4)
 	x := Result{Name: "alu_loop_ns_per_insn", Unit: "ns/insn", Value: perRun / insns, Target: "<= 3 ns per executed instruction"}
 	if kp, err := ebpf.NewProgram(ps); err == nil {
 		if d, err := kernelRun(kp, ctx, 100); err == nil {
